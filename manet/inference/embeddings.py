@@ -1,0 +1,152 @@
+"""Per-video pixel embeddings, computed once (lazily, frame by frame or all at once) and cached.
+
+Precision policy: the encoder may run under bfloat16 autocast (about 2x faster on CPUs with
+AVX512-BF16/AMX) in channels-last layout; embeddings are stored as float16 (half the memory of
+float32, more mantissa than bfloat16) and handed out as float32 for matching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from manet.io.video import VideoSource, resize_frame
+from manet.model.network import MANet
+
+ProgressCallback = Callable[[int, int], None]
+STORE_DTYPE = np.float16
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX); Linux flags only."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    """The autocast context the encoder and heads run in for ``precision`` on ``device``."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if device.type == "cpu":
+        if precision == "bfloat16" or cpu_supports_bf16():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+class EmbeddingStore:
+    """Embeddings of every frame of one video at the working resolution.
+
+    Invariant: ``computed[t]`` is True iff ``_data[t]`` holds frame t's embedding. ``_data`` is a
+    (T, E, h, w) float16 array in RAM, or memory-mapped from a temporary file when it would
+    exceed ``budget_mb``.
+    """
+
+    def __init__(self, video: VideoSource, model: MANet, working_size: tuple[int, int],
+                 device: torch.device, precision: str, budget_mb: float, batch_size: int = 4) -> None:
+        self.video = video
+        self.model = model
+        self.working_size = working_size  # (height, width)
+        self.device = device
+        self.precision = precision
+        self.budget_mb = budget_mb
+        self.batch_size = batch_size
+        self.computed = np.zeros(video.num_frames, dtype=bool)
+        self._data: np.ndarray | None = None
+        self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.encoder_seconds = 0.0
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(h, w) of the embedding grid (computes frame 0 if nothing is known yet)."""
+        if self._data is None:
+            self.ensure([0])
+        assert self._data is not None
+        return int(self._data.shape[2]), int(self._data.shape[3])
+
+    @property
+    def spilled(self) -> bool:
+        return self._spill_dir is not None
+
+    def get(self, frame: int) -> torch.Tensor:
+        """(E, h, w) float32 embedding of ``frame`` on the session's device."""
+        self.ensure([frame])
+        assert self._data is not None
+        return torch.from_numpy(np.asarray(self._data[frame], dtype=np.float32)).to(self.device)
+
+    def ensure(self, frames: Sequence[int], progress: ProgressCallback | None = None) -> None:
+        """Compute the embeddings of ``frames`` that are not cached yet, in batches."""
+        missing = [int(t) for t in frames if not self.computed[t]]
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start:start + self.batch_size]
+            self._store(batch, self._encode(batch))
+            if progress is not None:
+                progress(min(start + self.batch_size, len(missing)), len(missing))
+
+    def iter_prepare(self) -> Iterator[tuple[int, int]]:
+        """Compute every missing embedding, yielding ``(done, total)`` after each batch."""
+        missing = [t for t in range(self.video.num_frames) if not self.computed[t]]
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start:start + self.batch_size]
+            self._store(batch, self._encode(batch))
+            yield min(start + self.batch_size, len(missing)), len(missing)
+
+    def working_frame(self, frame: int) -> np.ndarray:
+        """(h_work, w_work, 3) uint8 RGB frame at the working resolution."""
+        image = self.video.frame(frame)
+        if image.shape[:2] != self.working_size:
+            image = resize_frame(image, self.working_size)
+        return image
+
+    def _encode(self, frames: list[int]) -> np.ndarray:
+        import time
+
+        started = time.perf_counter()
+        batch = np.stack([self.working_frame(t) for t in frames])
+        tensor = torch.from_numpy(batch).to(self.device)
+        with torch.inference_mode(), autocast_context(self.device, self.precision):
+            images = self.model.preprocess(tensor).contiguous(memory_format=torch.channels_last)
+            embedding = self.model.encoder(images)
+        result = embedding.float().cpu().numpy().astype(STORE_DTYPE)
+        self.encoder_seconds += time.perf_counter() - started
+        return result
+
+    def _store(self, frames: list[int], values: np.ndarray) -> None:
+        if self._data is None:
+            self._allocate(values.shape[1:])
+        assert self._data is not None
+        self._data[frames] = values
+        self.computed[frames] = True
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        total = (self.video.num_frames,) + tuple(shape)
+        size_mb = float(np.prod(total)) * np.dtype(STORE_DTYPE).itemsize / 2**20
+        if size_mb <= self.budget_mb:
+            self._data = np.zeros(total, dtype=STORE_DTYPE)
+            return
+        self._spill_dir = tempfile.TemporaryDirectory(prefix="manet-embeddings-")
+        path = os.path.join(self._spill_dir.name, "embeddings.f16")
+        self._data = np.lib.format.open_memmap(path, mode="w+", dtype=STORE_DTYPE, shape=total)
+
+    def export(self) -> np.ndarray | None:
+        """The cached array (for saving sessions); None before any embedding exists."""
+        return self._data
+
+    def restore(self, data: np.ndarray, computed: np.ndarray) -> None:
+        """Adopt previously saved embeddings (shape (T, E, h, w) float16)."""
+        self._allocate(data.shape[1:])
+        assert self._data is not None
+        self._data[...] = data
+        self.computed[...] = computed

@@ -1,0 +1,77 @@
+"""The interaction branch of one round: scribbles -> interactive-frame logits and augmented map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from manet.config import SessionConfig
+from manet.inference.scribbles import UNLABELLED, Annotation, first_round_background, rasterize
+from manet.inference.state import Channels
+from manet.model.matching import augmented_map, pool_embedding, pool_masks, upsample_maps
+from manet.model.network import MANet
+
+
+@dataclass(frozen=True)
+class InteractionResult:
+    """labels: (h, w) int16 stroke ids (-1 none) incl. ROI background; logits: (C, h, w) float32;
+    augmented: (C, h, w) float32 augmented map at the grid, or None when switched off."""
+
+    labels: np.ndarray
+    logits: torch.Tensor
+    augmented: torch.Tensor | None
+
+
+def stroke_labels(annotation: Annotation, frame_size: tuple[int, int], grid: tuple[int, int],
+                  first_round: bool, roi_margin: int) -> np.ndarray:
+    """Rasterised strokes on the grid; in round 1 everything outside the enlarged ROI is background."""
+    labels = rasterize(annotation.scribbles, frame_size, grid)
+    if first_round:
+        outside = first_round_background(labels, roi_margin)
+        labels[outside & (labels == UNLABELLED)] = 0
+    return labels
+
+
+def channel_masks(labels: np.ndarray, channels: Channels, device: torch.device) -> torch.Tensor:
+    """(C, h, w) bool: pixels whose stroke id is each channel's object id."""
+    ids = torch.as_tensor(channels.ids, dtype=torch.int16, device=device)
+    return torch.from_numpy(labels).to(device)[None] == ids[:, None, None]
+
+
+def scribble_maps(labels: np.ndarray, channels: Channels, device: torch.device) -> torch.Tensor:
+    """(C, h, w) float: +1 on the channel's own strokes, -1 on strokes of any other id, 0 elsewhere.
+
+    One signed channel carries the object's positive and negative annotations, which is what
+    a single scribble channel of the interaction head can hold.
+    """
+    own = channel_masks(labels, channels, device)
+    any_stroke = torch.from_numpy(labels != UNLABELLED).to(device)[None]
+    return own.float() - (any_stroke & ~own).float()
+
+
+def one_hot(labels: torch.Tensor | None, channels: int, grid: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """(C, h, w) float one-hot of channel indices; all background when ``labels`` is None."""
+    if labels is None:
+        labels = torch.zeros(grid, dtype=torch.long, device=device)
+    return F.one_hot(labels.long().to(device), channels).permute(2, 0, 1).float()
+
+
+def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels: Channels,
+        previous_labels: torch.Tensor | None, first_round: bool, frame_size: tuple[int, int],
+        config: SessionConfig) -> InteractionResult:
+    """Interaction head on one frame (embedding (E, h, w) float32)."""
+    device = embedding.device
+    grid = (int(embedding.shape[1]), int(embedding.shape[2]))
+    labels = stroke_labels(annotation, frame_size, grid, first_round, config.roi_margin)
+    maps = scribble_maps(labels, channels, device)
+    previous = one_hot(previous_labels, len(channels), grid, device)
+    logits = model.interaction_logits(embedding[None], maps, previous).float()
+    augmented = None
+    if config.augmented_map:
+        pooled_masks = pool_masks(channel_masks(labels, channels, device))
+        pooled = augmented_map(pool_embedding(embedding), pooled_masks, config.window)
+        augmented = upsample_maps(pooled, grid).clamp(0, 1)
+    return InteractionResult(labels, logits, augmented)

@@ -1,0 +1,127 @@
+"""The paper's two memories.
+
+* :class:`GlobalMemory` (eq 3, eq 8): per frame and object channel, the running minimum of the
+  global matching maps over rounds (the augmented map for the interactive frame). Initialised
+  to 1 ("far from everything"). Stored float16 at the stride-4 grid.
+* :class:`LocalMemory` (eq 5, eq 6): every round's local matching maps are recorded; a frame
+  reads the map of the round whose interactive frame is nearest in time, among the last R rounds.
+
+Both are sized from the video and grow their channel count on demand. Channel indices are
+tensor positions (0 = background); the session maps user object ids to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+STORAGE_DTYPE = torch.float16
+
+
+class GlobalMemory:
+    """Invariant: ``maps`` is (T, C, h, w) float16 in [0, 1]; ``written[c]`` tells whether channel c
+    has ever been written (used when aggregation is switched off)."""
+
+    def __init__(self, num_frames: int, grid: tuple[int, int], channels: int = 1,
+                 device: torch.device | str = "cpu") -> None:
+        self.maps = torch.ones((num_frames, channels, *grid), dtype=STORAGE_DTYPE, device=device)
+        self.written = torch.zeros(channels, dtype=torch.bool)
+
+    @property
+    def channels(self) -> int:
+        return self.maps.shape[1]
+
+    def grow(self, channels: int) -> None:
+        """Make room for ``channels`` channels; new ones start at 1 (no annotation yet)."""
+        extra = channels - self.channels
+        if extra > 0:
+            ones = torch.ones((self.maps.shape[0], extra, *self.maps.shape[2:]), dtype=STORAGE_DTYPE,
+                              device=self.maps.device)
+            self.maps = torch.cat([self.maps, ones], dim=1)
+            self.written = torch.cat([self.written, torch.zeros(extra, dtype=torch.bool)])
+
+    def write(self, frame: int, maps: torch.Tensor, aggregate: bool = True) -> None:
+        """Eq 3 / eq 8: ``M[t] = min(M[t], maps)`` for channels 0..len(maps)-1.
+
+        With ``aggregate=False`` (the paper's "no global memory" ablation) a channel keeps the
+        first map ever written to it and later rounds leave it unchanged.
+        """
+        count = maps.shape[0]
+        self.grow(count)
+        current = self.maps[frame, :count]
+        updated = torch.minimum(current, maps.to(STORAGE_DTYPE))
+        if not aggregate:
+            updated = torch.where(self.written[:count, None, None].to(current.device), current,
+                                  maps.to(STORAGE_DTYPE))
+        self.maps[frame, :count] = updated
+
+    def mark_written(self, channels: int) -> None:
+        """Call once a round has written every frame of ``channels`` channels."""
+        self.grow(channels)
+        self.written[:channels] = True
+
+    def read(self, frame: int, channels: int) -> torch.Tensor:
+        """(channels, h, w) float32 maps of a frame."""
+        self.grow(channels)
+        return self.maps[frame, :channels].float()
+
+    def clone(self) -> "GlobalMemory":
+        copy = GlobalMemory.__new__(GlobalMemory)
+        copy.maps = self.maps.clone()
+        copy.written = self.written.clone()
+        return copy
+
+
+@dataclass
+class LocalRound:
+    """Local maps recorded in one round: frame -> (C, h2, w2) float16 at the pooled grid."""
+
+    interactive_frame: int
+    maps: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+class LocalMemory:
+    """Eq 5/6: record per round, read the nearest-annotated round among the last R rounds.
+
+    Invariant: ``rounds[i]`` belongs to round i (0-based) of the session, in order.
+    """
+
+    def __init__(self) -> None:
+        self.rounds: list[LocalRound] = []
+
+    def begin_round(self, interactive_frame: int) -> None:
+        self.rounds.append(LocalRound(interactive_frame))
+
+    def discard_last_round(self) -> None:
+        self.rounds.pop()
+
+    def write(self, frame: int, maps: torch.Tensor) -> None:
+        """Eq 5: record the current (last begun) round's local maps of ``frame``."""
+        self.rounds[-1].maps[frame] = maps.to(STORAGE_DTYPE)
+
+    def read(self, frame: int, memory_rounds: int) -> torch.Tensor:
+        """Eq 6: the map of ``frame`` from the round, among the last ``memory_rounds`` that hold
+        one, whose interactive frame is nearest to ``frame`` (ties go to the most recent round).
+
+        Channels that an older round did not have yet are taken from the most recent round.
+        Returns (C, h2, w2) float32 with C the channel count of the most recent map.
+        """
+        candidates = [entry for entry in self.rounds[-memory_rounds:] if frame in entry.maps]
+        if not candidates:
+            raise KeyError(f"no local map recorded for frame {frame}")
+        newest = candidates[-1].maps[frame].float()
+        best = min(reversed(candidates), key=lambda entry: abs(frame - entry.interactive_frame))
+        chosen = best.maps[frame].float()
+        if chosen.shape[0] < newest.shape[0]:
+            chosen = torch.cat([chosen, newest[chosen.shape[0]:]], dim=0)
+        return chosen
+
+    def chosen_round(self, frame: int, memory_rounds: int) -> int | None:
+        """Index of the round :meth:`read` would use for ``frame``'s older channels, or None."""
+        offset = max(0, len(self.rounds) - memory_rounds)
+        candidates = [(index + offset, entry) for index, entry in enumerate(self.rounds[-memory_rounds:])
+                      if frame in entry.maps]
+        if not candidates:
+            return None
+        return min(reversed(candidates), key=lambda pair: abs(frame - pair[1].interactive_frame))[0]

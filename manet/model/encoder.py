@@ -1,0 +1,127 @@
+"""Pixel-embedding encoders: backbone + DeepLabv3+-style decoder + MA-Net's embedding layer.
+
+Every encoder maps normalised images (B, 3, H, W) to embeddings (B, E, ceil(H/4), ceil(W/4)),
+non-negative floats (the embedding layer ends in BN + ReLU as in the paper).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from manet.config import ModelConfig
+from manet.model.efficientnet import (
+    HIGH_LEVEL_CHANNELS,
+    LOW_LEVEL_CHANNELS,
+    MID_LEVEL_CHANNELS,
+    EfficientNetLite0,
+)
+from manet.model.layers import ConvNormRelu, SeparableLayer
+
+ASPP_RATES = (6, 12, 18)
+LOW_LEVEL_PROJECTION = 48
+MID_LEVEL_PROJECTION = 32
+
+
+class EmbeddingLayer(SeparableLayer):
+    """The paper's embedding layer: depthwise 3x3 + BN + ReLU, then 1x1 to E + BN + ReLU."""
+
+    def __init__(self, in_channels: int, embedding_dim: int) -> None:
+        super().__init__(in_channels, embedding_dim, kernel_size=3)
+
+
+class SeparableAtrous(nn.Sequential):
+    """Depthwise 3x3 atrous conv + BN + ReLU, pointwise 1x1 + BN + ReLU (no biases)."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
+        super().__init__(
+            ConvNormRelu(in_channels, in_channels, 3, dilation=dilation, groups=in_channels),
+            ConvNormRelu(in_channels, out_channels, 1),
+        )
+
+
+class LiteASPP(nn.Module):
+    """Atrous spatial pyramid pooling with depthwise-separable branches (rates 6/12/18 at stride 16)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [ConvNormRelu(in_channels, out_channels, 1)]
+            + [SeparableAtrous(in_channels, out_channels, rate) for rate in ASPP_RATES]
+        )
+        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1),
+                                        nn.ReLU(inplace=True))
+        self.project = ConvNormRelu(out_channels * (len(ASPP_RATES) + 2), out_channels, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        outputs = [branch(features) for branch in self.branches]
+        pooled = self.image_pool(features).expand(-1, -1, *features.shape[-2:])
+        return self.project(torch.cat(outputs + [pooled], dim=1))
+
+
+class LiteEncoder(nn.Module):
+    """EfficientNet-Lite0 (output stride 16) + ASPP + two-step decoder (stride 8, stride 4) + embedding."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        channels = config.decoder_channels
+        self.backbone = EfficientNetLite0()
+        if config.pretrained_backbone:
+            self.backbone.load_imagenet()
+        self.aspp = LiteASPP(HIGH_LEVEL_CHANNELS, channels)
+        self.mid_projection = ConvNormRelu(MID_LEVEL_CHANNELS, MID_LEVEL_PROJECTION, 1)
+        self.mid_fuse = SeparableAtrous(channels + MID_LEVEL_PROJECTION, channels, 1)
+        self.low_projection = ConvNormRelu(LOW_LEVEL_CHANNELS, LOW_LEVEL_PROJECTION, 1)
+        self.low_fuse = nn.Sequential(
+            SeparableAtrous(channels + LOW_LEVEL_PROJECTION, channels, 1),
+            SeparableAtrous(channels, channels, 1),
+        )
+        self.embedding = EmbeddingLayer(channels, config.embedding_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.backbone(images))
+
+    def decode(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Backbone features (stride 4, 8, 16) -> embedding; split out so a frozen backbone can
+        run without autograd and in lower precision during training."""
+        low, mid, high = (feature.float() for feature in features)
+        features = self.aspp(high)
+        features = _upsample_to(features, mid)
+        features = self.mid_fuse(torch.cat([features, self.mid_projection(mid)], dim=1))
+        features = _upsample_to(features, low)
+        features = self.low_fuse(torch.cat([features, self.low_projection(low)], dim=1))
+        return self.embedding(features)
+
+
+class TinyEncoder(nn.Module):
+    """Two strided convolutions and the embedding layer: random, fast, for tests only."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        channels = config.decoder_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+        )
+        self.embedding = EmbeddingLayer(channels, config.embedding_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.stem(images))
+
+
+def _upsample_to(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(features, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_encoder(config: ModelConfig) -> nn.Module:
+    """The encoder named by ``config.encoder``."""
+    if config.encoder == "lite":
+        return LiteEncoder(config)
+    if config.encoder == "tiny":
+        return TinyEncoder(config)
+    if config.encoder == "paper":
+        from manet.model.resnet_deeplab import PaperEncoder
+
+        return PaperEncoder(config)
+    raise ValueError(f"unknown encoder {config.encoder!r}: use 'lite', 'paper' or 'tiny'")

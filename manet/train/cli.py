@@ -1,0 +1,75 @@
+"""``manet train stage1|stage2``: command-line front end of :mod:`manet.train.loop`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from manet.config import ModelConfig
+
+PRESETS = {"lite": ModelConfig.lite, "paper": ModelConfig.paper, "tiny": ModelConfig.tiny}
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``train`` subcommand."""
+    from manet.train.loop import TrainConfig
+
+    defaults = TrainConfig()
+    parser = subparsers.add_parser("train", help="train the lite (or paper) model on a DAVIS-layout folder",
+                                   description="Stage 1 trains the embedding decoder and the propagation head; "
+                                               "stage 2 the interaction head with the encoder frozen. "
+                                               "Runs resume from --out; use torchrun for several processes.")
+    parser.add_argument("stage", choices=["stage1", "stage2"])
+    parser.add_argument("--data", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/)")
+    parser.add_argument("--split", default=None, help="file with one sequence name a line (default: all)")
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, state.json")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="lite")
+    parser.add_argument("--init", default=None, help="checkpoint to start from (stage 2: stage 1's last.safetensors)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many more steps")
+    for field in dataclasses.fields(defaults):
+        if field.name == "stage":
+            continue
+        value = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, type=_parse_bool, default=value, metavar="true|false")
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from manet.train.loop import TrainConfig, Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fields = {field.name for field in dataclasses.fields(TrainConfig)} - {"stage"}
+    config = TrainConfig(stage=args.stage, **{name: getattr(args, name) for name in fields})
+    trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](), args.init)
+    target = config.steps if args.max_steps is None else min(config.steps, trainer.step + args.max_steps)
+    bar = tqdm(total=target, initial=trainer.step, desc=f"{args.stage}", disable=trainer.rank != 0,
+               file=sys.stderr, mininterval=5.0)
+
+    def on_log(record: dict[str, Any]) -> None:
+        bar.update(record["step"] - bar.n)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+
+    path = trainer.run(on_log=on_log, max_steps=args.max_steps)
+    bar.close()
+    if trainer.rank == 0:
+        print(f"checkpoint: {path} (step {trainer.step})")
+    return 0

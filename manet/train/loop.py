@@ -1,0 +1,225 @@
+"""The training loop: SGD with momentum and a poly schedule, bootstrapped CE annealed over
+the run, checkpoints that resume exactly, and DistributedDataParallel under ``torchrun``.
+
+Output folder layout (``--out DIR``)::
+
+    DIR/last.safetensors   model weights + config (the file ``load_model(weights=...)`` reads)
+    DIR/optimizer.pt       optimizer state (tensors only, loaded with weights_only=True)
+    DIR/state.json         step, training config, model config
+    DIR/log.jsonl          one JSON object per logged step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from manet.config import ModelConfig
+from manet.errors import CheckpointError
+from manet.model.checkpoint import load_checkpoint, save_checkpoint
+from manet.model.network import MANet
+from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
+from manet.train.losses import bootstrap_fraction
+from manet.train.steps import InteractionStep, PropagationStep
+
+Stage = Literal["stage1", "stage2"]
+LogCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (paper values scaled to a CPU budget).
+
+    ``learning_rate`` is the poly schedule's start; ``bootstrap_end`` the hardest-pixel fraction
+    reached at ``steps`` (the paper: 100% -> 15%).
+    """
+
+    stage: Stage = "stage1"
+    steps: int = 6000
+    batch_size: int = 4
+    crop: int = 224
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    bootstrap_end: float = 0.15
+    window: int = 12
+    composite_probability: float = 0.5
+    max_objects: int = 3
+    rounds: int = 3
+    freeze_backbone: bool = True
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def is_distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup_distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group that ``torchrun`` describes."""
+    if not is_distributed():
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path | None) -> MANet:
+    """The model to train: from ``init`` (e.g. stage 1's result for stage 2) or fresh."""
+    torch.manual_seed(config.seed)
+    model = load_checkpoint(init) if init is not None else MANet(model_config)
+    trainable = {"stage1": ("encoder.", "propagation_head."), "stage2": ("interaction_head.",)}[config.stage]
+    for name, parameter in model.named_parameters():
+        frozen_backbone = config.freeze_backbone and name.startswith("encoder.backbone.")
+        parameter.requires_grad = name.startswith(trainable) and not frozen_backbone
+    return model
+
+
+def set_train_mode(model: MANet, config: TrainConfig) -> None:
+    """Train mode for the parts that learn; frozen parts keep their batch-norm statistics."""
+    model.train()
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if not any(parameter.requires_grad for parameter in module.parameters()):
+                module.eval()
+    del config
+
+
+class Trainer:
+    """Runs ``config.steps`` optimisation steps, resuming from ``out`` when it holds a run."""
+
+    def __init__(self, config: TrainConfig, data_root: str | Path, split: str | Path | None, out: str | Path,
+                 model_config: ModelConfig | None = None, init: str | Path | None = None) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.rank, self.world = setup_distributed()
+        self.model = build_model(config, model_config or ModelConfig.lite(), init)
+        self.step_module = self._step_module()
+        self.wrapped: nn.Module = self.step_module
+        if self.world > 1:
+            self.wrapped = nn.parallel.DistributedDataParallel(self.step_module)
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        folder = DavisFolder(data_root, split)
+        crop = (config.crop, config.crop)
+        if config.stage == "stage1":
+            self.dataset: TripletDataset | FrameDataset = TripletDataset(
+                folder, crop, composite_probability=config.composite_probability,
+                max_objects=config.max_objects, seed=config.seed)
+        else:
+            self.dataset = FrameDataset(folder, crop, composite_probability=config.composite_probability,
+                                        seed=config.seed, max_objects=config.max_objects)
+        self.step = 0
+        self._resume()
+
+    def _step_module(self) -> nn.Module:
+        if self.config.stage == "stage1":
+            return PropagationStep(self.model, self.config.window)
+        from manet.eval.robot import first_round_scribbles, robot_scribbles
+
+        return InteractionStep(self.model, robot_scribbles, first_round_scribbles, self.config.rounds)
+
+    def _resume(self) -> None:
+        state_path = self.out / "state.json"
+        if not state_path.is_file():
+            return
+        state = json.loads(state_path.read_text())
+        if state.get("train_config", {}).get("stage") != self.config.stage:
+            raise CheckpointError(f"{self.out} holds a {state.get('train_config', {}).get('stage')} run; "
+                                  f"use another --out for {self.config.stage}")
+        resumed = load_checkpoint(self.out / "last.safetensors")
+        self.model.load_state_dict(resumed.state_dict())
+        optimizer_state = torch.load(self.out / "optimizer.pt", map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(optimizer_state)
+        self.step = int(state["step"])
+
+    def learning_rate(self, step: int) -> float:
+        return self.config.learning_rate * (1.0 - step / self.config.steps) ** self.config.poly_power
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """Batches from ``self.step`` on; the order is a pure function of (seed, epoch, rank)."""
+        size = self.config.batch_size
+        per_epoch = max(1, len(self.dataset) // (size * self.world))
+        epoch, offset = divmod(self.step, per_epoch)
+        while True:
+            self.dataset.set_epoch(epoch)
+            order = np.random.default_rng((self.config.seed, epoch)).permutation(len(self.dataset))
+            order = order[self.rank::self.world]
+            for batch_index in range(offset, per_epoch):
+                indices = order[batch_index * size:(batch_index + 1) * size]
+                yield collate([self.dataset[int(i)] for i in indices])
+            epoch, offset = epoch + 1, 0
+
+    def run(self, on_log: LogCallback | None = None, max_steps: int | None = None) -> Path:
+        """Train until ``config.steps`` (or ``max_steps`` more steps); returns the checkpoint path."""
+        set_train_mode(self.model, self.config)
+        target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
+        started, losses = time.perf_counter(), []
+        rng = np.random.default_rng((self.config.seed, self.step, self.rank))
+        for batch in self.batches():
+            if self.step >= target:
+                break
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(self.step)
+            fraction = bootstrap_fraction(self.step, self.config.steps, 1.0, self.config.bootstrap_end)
+            if self.config.stage == "stage1":
+                loss = self.wrapped(batch, fraction)
+            else:
+                loss = self.wrapped(batch, fraction, rng)
+            if not math.isfinite(float(loss.detach())):
+                raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower --lr and resume")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            losses.append(float(loss.detach()))
+            if self.step % self.config.log_every == 0 or self.step == target:
+                self._log({"step": self.step, "loss": float(np.mean(losses)), "lr": self.learning_rate(self.step - 1),
+                           "top_fraction": fraction, "seconds": time.perf_counter() - started}, on_log)
+                losses = []
+            if self.step % self.config.checkpoint_every == 0 or self.step == target:
+                self.save()
+        return self.out / "last.safetensors"
+
+    def save(self) -> None:
+        """Write weights, optimizer state and step atomically (rank 0 only)."""
+        if self.rank != 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        extra = {"stage": self.config.stage, "step": self.step, "train_config": self.config.to_dict()}
+        save_checkpoint(self.model, self.out / "last.safetensors", extra=extra,
+                        include_backbone=not self.config.freeze_backbone)
+        temporary = self.out / "optimizer.pt.tmp"
+        torch.save(self.optimizer.state_dict(), temporary)
+        temporary.replace(self.out / "optimizer.pt")
+        state = {"step": self.step, "train_config": self.config.to_dict(), "model_config": self.model.config.to_dict()}
+        temporary = self.out / "state.json.tmp"
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(self.out / "state.json")
+
+    def _log(self, record: dict[str, Any], on_log: LogCallback | None) -> None:
+        if self.rank != 0:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if on_log is not None:
+            on_log(record)

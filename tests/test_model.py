@@ -1,0 +1,126 @@
+"""Model pieces: encoders' grids, the TF-same padding, heads' fast path, checkpoints, layering."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import manet
+from manet.config import ModelConfig
+from manet.model.checkpoint import load_checkpoint, save_checkpoint
+from manet.model.heads import SegmentationHead
+from manet.model.layers import Conv2dSame
+from manet.model.network import MANet
+
+
+@pytest.mark.parametrize("size", [(240, 427), (97, 131), (64, 64)])
+def test_lite_encoder_output_grid_is_ceil_quarter(size: tuple[int, int]) -> None:
+    model = MANet(ModelConfig(pretrained_backbone=False)).eval()
+    with torch.inference_mode():
+        embedding = model.embed(torch.zeros(1, *size, 3, dtype=torch.uint8))
+    assert embedding.shape == (1, 100, -(-size[0] // 4), -(-size[1] // 4))
+    assert float(embedding.min()) >= 0.0, "the embedding layer ends in ReLU"
+
+
+def test_same_padding_matches_tensorflow_rule() -> None:
+    conv = Conv2dSame(1, 1, 3, stride=2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    # TF SAME on a length-5 input with k=3, s=2: output 3, total padding 2 -> 1 left, 1 right;
+    # on length 6: output 3, total padding 1 -> 0 left, 1 right (asymmetric).
+    assert conv(torch.ones(1, 1, 5, 5)).shape[-1] == 3
+    out = conv(torch.ones(1, 1, 6, 6))
+    assert out.shape[-1] == 3
+    assert float(out[0, 0, 0, 0]) == 9.0, "no padding on the top-left for an even input"
+    assert float(out[0, 0, -1, -1]) == 4.0, "one padded row and column on the bottom-right"
+
+
+def test_imagenet_backbone_loads_from_installed_package() -> None:
+    model = MANet(ModelConfig())
+    weight = model.encoder.backbone._conv_stem.weight
+    assert weight.shape == (32, 3, 3, 3)
+    assert float(weight.abs().sum()) > 0 and float(model.encoder.backbone._bn0.running_var.mean()) != 1.0
+
+
+def test_head_fast_path_equals_plain_forward() -> None:
+    head = SegmentationHead(embedding_dim=6, map_channels=3, width=5, layers=3, kernel=7).eval()
+    for module in head.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+    embedding = torch.rand(1, 6, 9, 11)
+    maps = torch.rand(4, 3, 9, 11)
+    with torch.no_grad():
+        plain = head(embedding, maps)
+        fast = head.forward_from_stem(head.embedding_stem(embedding), maps)
+    assert plain.shape == (4, 9, 11)
+    assert torch.allclose(plain, fast, atol=1e-5)
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path) -> None:
+    model = manet.load_model("tiny", weights=None)
+    path = save_checkpoint(model, tmp_path / "model.safetensors", extra={"steps": 3})
+    loaded = load_checkpoint(path)
+    for (name, value), (other_name, other) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert name == other_name and torch.equal(value, other)
+    assert loaded.config == model.config
+    via_api = manet.load_model(weights=path)
+    assert torch.equal(next(via_api.parameters()), next(model.parameters()))
+
+
+def test_checkpoint_without_backbone_reloads_imagenet(tmp_path) -> None:
+    model = MANet(ModelConfig())
+    path = save_checkpoint(model, tmp_path / "small.safetensors", include_backbone=False)
+    assert path.stat().st_size < 4 * 2**20
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded.encoder.backbone._conv_stem.weight, model.encoder.backbone._conv_stem.weight)
+    assert torch.equal(loaded.propagation_head.classifier.weight, model.propagation_head.classifier.weight)
+
+
+def test_bad_checkpoints_are_refused(tmp_path) -> None:
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(manet.CheckpointError):
+        manet.load_model(weights=garbage)
+    pickle_file = tmp_path / "model.pt"
+    torch.save({"a": 1}, pickle_file)
+    with pytest.raises(manet.CheckpointError):
+        manet.load_model(weights=pickle_file)
+    with pytest.raises(manet.CheckpointError):
+        manet.load_model(weights=tmp_path / "missing.safetensors")
+    tiny = manet.load_model("tiny", weights=None)
+    path = save_checkpoint(tiny, tmp_path / "tiny.safetensors")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    state["interaction_head.classifier.weight"] = torch.zeros(1, 3, 1, 1)
+    save_file(state, str(tmp_path / "wrong.safetensors"), metadata=metadata)
+    with pytest.raises(manet.CheckpointError, match="wrong shapes"):
+        manet.load_model(weights=tmp_path / "wrong.safetensors")
+    del state["interaction_head.classifier.bias"]
+    state["interaction_head.classifier.weight"] = torch.zeros(1, 8, 1, 1)
+    save_file(state, str(tmp_path / "missing_key.safetensors"), metadata=metadata)
+    with pytest.raises(manet.CheckpointError, match="missing"):
+        manet.load_model(weights=tmp_path / "missing_key.safetensors")
+
+
+def test_missing_default_weights_fail_clearly(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("manet.loading.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    with pytest.raises(manet.CheckpointError, match="weights=None"):
+        manet.load_model()
+
+
+def test_import_manet_loads_no_jupyter_packages() -> None:
+    code = ("import sys, manet, manet.eval, manet.train, manet.io; "
+            "bad = [m for m in ('ipywidgets', 'traitlets', 'anywidget', 'IPython', 'jupyterlab') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

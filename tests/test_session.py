@@ -1,0 +1,207 @@
+"""The session end to end on a tiny synthetic video with a tiny random model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import manet
+from manet import Scribble
+from manet.config import SessionConfig
+from manet.inference.scribbles import to_davis
+
+from conftest import moving_square_video
+
+
+def square_scribbles() -> list[Scribble]:
+    return [Scribble(1, [[12, 20], [20, 26]]), Scribble(0, [[50, 40], [60, 44]])]
+
+
+def snapshot(session: manet.Session) -> tuple:
+    memory = session._global.maps.clone() if session._global is not None else None
+    return session.masks.copy(), memory, len(session.rounds), list(session.object_ids), len(session._local.rounds)
+
+
+def assert_same(first: tuple, second: tuple) -> None:
+    assert np.array_equal(first[0], second[0])
+    assert (first[1] is None and second[1] is None) or torch.equal(first[1], second[1])
+    assert first[2:] == second[2:]
+
+
+def test_round_returns_masks_at_original_size_and_commits(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    mask = session.interact(square_scribbles(), frame=2)
+    assert mask.shape == (48, 64) and mask.dtype == np.uint8
+    assert set(np.unique(mask)) <= {0, 1}
+    assert session.pending is not None and not session.rounds
+    order = [index for index, frame_mask in session.propagate()]
+    assert order == [3, 4, 5, 6, 7, 1, 0], "forward to the end, then backward"
+    assert len(session.rounds) == 1 and session.pending is None
+    masks = session.masks
+    assert masks.shape == (8, 48, 64) and masks.dtype == np.uint8
+    assert np.array_equal(masks[2], mask), "the interactive frame keeps the interaction head's mask"
+    assert session.object_ids == [1]
+    assert session.confidence.shape == (8,)
+
+
+def test_working_resolution_is_a_session_setting(tiny_model) -> None:
+    video = moving_square_video(frames=3, height=96, width=128)
+    session = manet.Session(tiny_model, video, SessionConfig(working_size=48))
+    assert session.working_size == (48, 64)
+    assert session.grid == (12, 16)
+    masks = session.run_round([Scribble(1, [[30, 40], [50, 50]])], frame=0)
+    assert masks.shape == (3, 96, 128)
+
+
+def test_objects_may_first_appear_in_a_later_round(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round([Scribble(1, [[12, 20], [20, 26]])], frame=0)
+    session.run_round([Scribble(2, [[40, 40], [44, 44]]), Scribble(0, [[5, 5]], radius=2)], frame=5)
+    assert session.object_ids == [1, 2]
+    assert session.annotated_frames == [0, 5]
+    maps = session.maps(5, 2)
+    assert maps.global_map.shape == session.grid and maps.augmented_map is not None
+    assert maps.local_map is None, "the interactive frame of the last round has no local map of its own rounds"
+    other = session.maps(3, 1)
+    assert other.local_map is not None and other.augmented_map is None
+    assert 0.0 <= other.global_map.min() and other.global_map.max() <= 1.0
+
+
+def test_undo_round_restores_previous_round_exactly(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round(square_scribbles(), frame=2)
+    before = snapshot(session)
+    session.run_round([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    session.undo_round()
+    assert_same(before, snapshot(session))
+    session.undo_round()
+    assert not session.rounds and not session.masks.any()
+    with pytest.raises(manet.SessionStateError):
+        session.undo_round()
+
+
+def test_cancel_and_early_close_leave_the_session_as_it_was(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round(square_scribbles(), frame=2)
+    before = snapshot(session)
+    session.interact([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    seen = []
+    with pytest.raises(manet.PropagationCancelled):
+        for index, _ in session.propagate(cancel=lambda: len(seen) >= 2):
+            seen.append(index)
+    assert_same(before, snapshot(session))
+    session.interact([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    generator = session.propagate()
+    next(generator)
+    generator.close()
+    assert_same(before, snapshot(session))
+    # The session still works after a cancelled round, and the result is the uncancelled one's.
+    session.interact([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    list(session.propagate())
+    assert len(session.rounds) == 2
+
+
+def test_same_round_twice_gives_same_result(tiny_model, video) -> None:
+    first = manet.Session(tiny_model, video).run_round(square_scribbles(), frame=2)
+    second = manet.Session(tiny_model, video).run_round(square_scribbles(), frame=2)
+    assert np.array_equal(first, second)
+
+
+def test_davis_dict_round_trip(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    annotation = manet.Annotation(4, tuple(square_scribbles()))
+    davis = to_davis([annotation], 8, 64, 48)
+    from_dict = session.interact(davis)
+    from_list = session.interact(square_scribbles(), frame=4)
+    assert np.array_equal(from_dict, from_list)
+
+
+@pytest.mark.parametrize("config", [
+    SessionConfig(global_memory=False), SessionConfig(local_memory=False), SessionConfig(memory_rounds=3),
+    SessionConfig(augmented_map=False), SessionConfig(window=2),
+])
+def test_ablation_switches_run_multi_round(tiny_model, video, config: SessionConfig) -> None:
+    session = manet.Session(tiny_model, video, config)
+    session.run_round(square_scribbles(), frame=2)
+    session.run_round([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    assert session.masks.shape == (8, 48, 64)
+
+
+def test_global_memory_aggregates_over_rounds(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round(square_scribbles(), frame=2)
+    first = session.maps(4, 1).global_map.copy()
+    session.run_round([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    second = session.maps(4, 1).global_map
+    assert np.all(second <= first + 1e-3), "eq 3: the memory only ever decreases"
+
+
+def test_bad_input_raises_and_leaves_session_unchanged(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round(square_scribbles(), frame=2)
+    before = snapshot(session)
+    with pytest.raises(manet.ScribbleError):
+        session.interact([], frame=1)
+    with pytest.raises(manet.ScribbleError):
+        session.interact([Scribble(1, [[70, 10]])], frame=1)  # x beyond the 64-pixel width
+    with pytest.raises(manet.ScribbleError):
+        Scribble(1, np.zeros((0, 2)))
+    with pytest.raises(manet.ScribbleError):
+        Scribble(300, [[1, 1]])
+    with pytest.raises(manet.FrameIndexError):
+        session.interact(square_scribbles(), frame=8)
+    with pytest.raises(manet.FrameIndexError):
+        session.interact(square_scribbles())
+    with pytest.raises(manet.ScribbleError):
+        session.interact({"scribbles": [[{"path": [[1.5, 0.2]], "object_id": 1}]] + [[]] * 7})
+    with pytest.raises(manet.ScribbleError):
+        session.interact({"scribbles": [[]] * 3})
+    with pytest.raises(manet.UnknownObjectError):
+        session.maps(0, 9)
+    with pytest.raises(manet.FrameIndexError):
+        session.mask(-1)
+    assert_same(before, snapshot(session))
+    fresh = manet.Session(tiny_model, video)
+    with pytest.raises(manet.SessionStateError):
+        next(fresh.propagate())
+    with pytest.raises(manet.SessionStateError):
+        fresh.maps(0, 1)
+
+
+def test_bad_video_input(tiny_model) -> None:
+    with pytest.raises(manet.VideoError):
+        manet.Session(tiny_model, np.zeros((4, 8, 8, 3), dtype=np.float32))
+    with pytest.raises(manet.VideoError):
+        manet.Session(tiny_model, np.zeros((0, 8, 8, 3), dtype=np.uint8))
+    with pytest.raises(manet.VideoError):
+        manet.Session(tiny_model, "/nonexistent/video.mp4")
+
+
+def test_suggest_frame_skips_annotated_frames(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.run_round(square_scribbles(), frame=2)
+    suggestion = session.suggest_frame()
+    assert suggestion != 2 and 0 <= suggestion < 8
+    assert suggestion == int(np.argmin(np.where(np.arange(8) == 2, np.inf, session.confidence)))
+
+
+def test_embeddings_are_computed_once(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    progress = []
+    session.prepare(lambda done, total: progress.append((done, total)))
+    assert progress[-1][0] == progress[-1][1] == 8
+    calls = []
+    original = session.embeddings._encode
+    session.embeddings._encode = lambda frames: calls.append(frames) or original(frames)
+    session.run_round(square_scribbles(), frame=2)
+    session.run_round([Scribble(1, [[30, 20], [34, 30]])], frame=6)
+    assert calls == [], "later rounds reuse cached embeddings"
+
+
+def test_embeddings_spill_to_disk_beyond_budget(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video, SessionConfig(embedding_budget_mb=0.001))
+    masks = session.run_round(square_scribbles(), frame=2)
+    assert session.embeddings.spilled
+    in_memory = manet.Session(tiny_model, video).run_round(square_scribbles(), frame=2)
+    assert np.array_equal(masks, in_memory)
