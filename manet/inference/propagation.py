@@ -6,13 +6,16 @@ round the session began for it, so a cancelled round leaves nothing behind.
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from manet.config import SessionConfig
 from manet.inference.embeddings import EmbeddingStore, autocast_context
-from manet.inference.interaction import channel_masks, one_hot
+from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.state import PendingRound
 from manet.model.matching import (
@@ -35,7 +38,8 @@ class Propagator:
     """
 
     def __init__(self, model: MANet, embeddings: EmbeddingStore, config: SessionConfig, pending: PendingRound,
-                 committed_global: GlobalMemory | None, local_memory: LocalMemory) -> None:
+                 committed_global: GlobalMemory | None, local_memory: LocalMemory,
+                 fixed: dict[int, np.ndarray] | None = None) -> None:
         self.model = model
         self.embeddings = embeddings
         self.config = config
@@ -46,12 +50,17 @@ class Propagator:
         self.global_memory = committed_global.clone() if committed_global is not None else self.fresh_global()
         self.global_memory.grow(self.channels)
         self.local_memory = local_memory
+        # Frames with a user-given mask keep it: their logits are that mask, never the head's.
+        self.fixed = {frame: torch.from_numpy(channel_indices(mask_to_grid(mask, self.grid), pending.channels))
+                      for frame, mask in (fixed or {}).items()}
         self.logits = torch.zeros((num_frames, self.channels, *self.grid), dtype=torch.float16)
         self.logits[pending.frame] = pending.logits.to(torch.float16)
         interactive = embeddings.get(pending.frame)
         masks = channel_masks(pending.labels, pending.channels, interactive.device)
         pixels = interactive.reshape(interactive.shape[0], -1).t()
-        self.references = [pixels[mask.reshape(-1)] for mask in masks]
+        self.references = [evenly_subsampled(pixels[mask.reshape(-1)], config.max_reference_pixels)
+                           for mask in masks]
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # wall time per part, for benchmarks
         self._write_interactive(interactive)
 
     def fresh_global(self) -> GlobalMemory:
@@ -68,20 +77,35 @@ class Propagator:
         """Yield ``(frame, (C, h, w) float32 logits)`` for every frame but the interactive one."""
         pooled_cache: dict[int, torch.Tensor] = {}
         for frame, previous in self.order():
+            if frame in self.fixed:
+                logits = one_hot(self.fixed[frame], self.channels, self.grid, torch.device("cpu")) * 20.0 - 10.0
+                self.logits[frame] = logits.to(torch.float16)
+                yield frame, logits
+                continue
             with torch.inference_mode(), autocast_context(device, self.config.precision):
                 logits = self._step(frame, previous, pooled_cache)
             self.logits[frame] = logits.to(torch.float16)
             yield frame, logits
 
     def _step(self, frame: int, previous: int, pooled_cache: dict[int, torch.Tensor]) -> torch.Tensor:
+        clock = time.perf_counter()
         embedding = self.embeddings.get(frame)
+        clock = self._lap("embedding", clock)
         with torch.autocast(embedding.device.type, enabled=False):
             global_maps = self._global_maps(frame, embedding)
+            clock = self._lap("global_map", clock)
             local_maps = self._local_maps(frame, previous, embedding, pooled_cache)
+            clock = self._lap("local_map", clock)
         previous_labels = self.logits[previous].float().argmax(dim=0)
         previous_masks = one_hot(previous_labels, self.channels, self.grid, embedding.device)
-        logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks)
-        return logits.float()
+        logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks).float()
+        self._lap("heads", clock)
+        return logits
+
+    def _lap(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[part] += now - since
+        return now
 
     def _global_maps(self, frame: int, embedding: torch.Tensor) -> torch.Tensor:
         """Eq 2 then eq 3; returns what the memory holds for the frame afterwards (C, h, w)."""
@@ -113,3 +137,10 @@ class Propagator:
             maps = global_matching_map(interactive, self.references)
         self.global_memory.write(self.pending.frame, maps.cpu(), aggregate=self.config.global_memory)
 
+
+
+def evenly_subsampled(rows: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """At most ``limit`` rows, evenly spaced in their (row-major, so spatial) order."""
+    if limit is None or rows.shape[0] <= limit:
+        return rows
+    return rows[torch.linspace(0, rows.shape[0] - 1, limit).round().long()]

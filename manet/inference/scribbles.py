@@ -81,37 +81,108 @@ class Scribble:
 
 
 @dataclass(frozen=True)
-class Annotation:
-    """What a user gives in one round: scribbles on a single frame.
+class Box:
+    """A box prompt: the object lies inside ``[x0, x1] x [y0, y1]`` (original-frame pixels).
 
-    Invariant: ``scribbles`` is non-empty and every scribble lies inside the frame it was
-    validated against.
+    Outside every box of a round counts as background in that round (as the paper's round-1
+    ROI does), and a cross through the box centre is a positive seed for the object.
+    """
+
+    object_id: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.object_id, bool) or not isinstance(self.object_id, (int, np.integer)) \
+                or not 1 <= int(self.object_id) <= MAX_OBJECT_ID:
+            raise ScribbleError(f"a box needs an object id in 1..{MAX_OBJECT_ID}, got {self.object_id!r}")
+        values = (self.x0, self.y0, self.x1, self.y1)
+        if not all(math.isfinite(float(v)) for v in values):
+            raise ScribbleError("box corners must be finite numbers")
+        if not (self.x1 > self.x0 and self.y1 > self.y0):
+            raise ScribbleError(f"box ({self.x0}, {self.y0}) - ({self.x1}, {self.y1}) is empty: x1 > x0 and y1 > y0")
+        object.__setattr__(self, "object_id", int(self.object_id))
+
+    def seed(self) -> list[Scribble]:
+        """A positive cross through the centre spanning 30% of the box each way."""
+        cx, cy = (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+        dx, dy = 0.15 * (self.x1 - self.x0), 0.15 * (self.y1 - self.y0)
+        return [Scribble(self.object_id, [[cx - dx, cy], [cx + dx, cy]]),
+                Scribble(self.object_id, [[cx, cy - dy], [cx, cy + dy]])]
+
+    def check_inside(self, width: int, height: int) -> None:
+        if self.x0 < 0 or self.y0 < 0 or self.x1 > width or self.y1 > height:
+            raise ScribbleError(f"box for object {self.object_id} reaches outside the {width}x{height} frame")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What a user gives in one round: prompts on a single frame.
+
+    Attributes:
+        frame: the annotated frame.
+        scribbles: strokes and clicks.
+        boxes: box prompts (see :class:`Box`).
+        mask: a complete (H, W) uint8 id mask of the frame (an imported or painted mask), or
+            None. A mask is a full annotation: it is the frame's result as given.
+
+    Invariant: at least one of scribbles, boxes, mask is non-empty, and everything lies
+    inside the frame it was validated against.
     """
 
     frame: int
     scribbles: tuple[Scribble, ...] = field(default_factory=tuple)
+    boxes: tuple[Box, ...] = field(default_factory=tuple)
+    mask: np.ndarray | None = None
 
     @property
     def object_ids(self) -> list[int]:
-        """Sorted distinct ids (background 0 included when scribbled)."""
-        return sorted({s.object_id for s in self.scribbles})
+        """Sorted distinct ids (background 0 included when present)."""
+        ids = {s.object_id for s in self.scribbles} | {b.object_id for b in self.boxes}
+        if self.mask is not None:
+            ids |= {int(v) for v in np.unique(self.mask)}
+        return sorted(ids)
+
+    def strokes(self) -> list[Scribble]:
+        """Scribbles plus the boxes' positive seeds."""
+        return list(self.scribbles) + [seed for box in self.boxes for seed in box.seed()]
 
 
-def make_annotation(frame: int, scribbles: Iterable[Scribble], num_frames: int,
-                    width: int, height: int) -> Annotation:
-    """Validate scribbles for one frame of a ``num_frames`` x ``height`` x ``width`` video."""
+def make_annotation(frame: int, scribbles: Iterable[Scribble | Box], num_frames: int,
+                    width: int, height: int, mask: np.ndarray | None = None) -> Annotation:
+    """Validate prompts (scribbles, clicks, boxes, or a full mask) for one frame of a
+    ``num_frames`` x ``height`` x ``width`` video."""
     if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
         raise FrameIndexError(f"frame must be an int, got {frame!r}")
     if not 0 <= int(frame) < num_frames:
         raise FrameIndexError(f"frame {frame} is outside the video: valid frames are 0..{num_frames - 1}")
     items = tuple(scribbles)
-    if not items:
+    if mask is not None:
+        mask = validate_mask(mask, width, height)
+    if not items and mask is None:
         raise ScribbleError("no scribbles given: draw at least one stroke on the frame before running a round")
     for item in items:
-        if not isinstance(item, Scribble):
-            raise ScribbleError(f"expected Scribble objects, got {type(item).__name__}")
+        if not isinstance(item, (Scribble, Box)):
+            raise ScribbleError(f"expected Scribble or Box objects, got {type(item).__name__}")
         item.check_inside(width, height)
-    return Annotation(int(frame), items)
+    return Annotation(int(frame), tuple(i for i in items if isinstance(i, Scribble)),
+                      tuple(i for i in items if isinstance(i, Box)), mask)
+
+
+def validate_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A read-only (H, W) uint8 copy of an id mask, or ScribbleError saying what is wrong."""
+    array = np.asarray(mask)
+    if array.shape != (height, width):
+        raise ScribbleError(f"a mask annotation must have the frame's shape ({height}, {width}), got {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise ScribbleError(f"a mask holds integer object ids, got dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > MAX_OBJECT_ID):
+        raise ScribbleError(f"mask ids must lie in 0..{MAX_OBJECT_ID}")
+    result = array.astype(np.uint8).copy()
+    result.setflags(write=False)
+    return result
 
 
 def parse_davis(data: Mapping[str, Any], num_frames: int, width: int, height: int) -> Annotation:

@@ -20,14 +20,14 @@ from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocas
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.propagation import Propagator
 from manet.inference.resample import GridResampler
-from manet.inference.scribbles import Annotation, Scribble, make_annotation, parse_davis
+from manet.inference.scribbles import Annotation, Box, Scribble, make_annotation, parse_davis
 from manet.inference.state import Channels, MatchingMaps, PendingRound, RoundRecord
 from manet.inference import interaction
 from manet.io.video import VideoSource
 from manet.model.matching import upsample_maps
 from manet.model.network import MANet
 
-ScribbleInput = Mapping[str, Any] | Annotation | Sequence[Scribble]
+ScribbleInput = Mapping[str, Any] | Annotation | Sequence[Scribble | Box]
 CancelCallback = Callable[[], bool]
 
 
@@ -64,6 +64,7 @@ class Session:
         self.embeddings = EmbeddingStore(self.video, self.model, self.working_size, self.device,
                                          self.config.precision, self.config.embedding_budget_mb)
         self._resampler: GridResampler | None = None
+        self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
         self.reset()
 
     # ----------------------------------------------------------------- properties
@@ -128,6 +129,8 @@ class Session:
         if not self._rounds:
             return np.zeros((self.height, self.width), dtype=np.uint8)
         cached = self._mask_cache.get(index)
+        if cached is None and index in self.fixed_frames():
+            cached = np.array(self.fixed_frames()[index])
         if cached is None:
             record = self._rounds[-1]
             cached = self._to_mask(record.logits[index].float(), record.channels)
@@ -146,14 +149,33 @@ class Session:
 
         Args:
             scribbles: a DAVIS scribble dict, an :class:`Annotation`, or a list of
-                :class:`Scribble` (then ``frame`` is required). Calling ``interact`` again
+                :class:`Scribble` (strokes, clicks) and :class:`Box` prompts (then ``frame``
+                is required); they all mix in one round. Calling ``interact`` again
                 before ``propagate`` replaces the pending round's scribbles.
             frame: the scribbled frame, for a list of scribbles.
         Returns:
             (H, W) uint8 object ids of the interactive frame.
         """
         started = time.perf_counter()
-        annotation = self._to_annotation(scribbles, frame)
+        return self._start_round(self._to_annotation(scribbles, frame), started)
+
+    def interact_mask(self, mask: np.ndarray, frame: int) -> np.ndarray:
+        """Start a pending round from a complete mask of one frame (imported or painted).
+
+        The mask is the frame's result as given and stays so in later rounds; its pixels become
+        the global memory's reference (the paper's augmented map, from a full annotation).
+
+        Args:
+            mask: (H, W) integer object ids at the video's resolution, 0 = background.
+            frame: the frame the mask belongs to.
+        Returns:
+            the mask as (H, W) uint8.
+        """
+        started = time.perf_counter()
+        annotation = make_annotation(frame, [], self.num_frames, self.width, self.height, mask=mask)
+        return self._start_round(annotation, started)
+
+    def _start_round(self, annotation: Annotation, started: float) -> np.ndarray:
         channels = self._channels.with_objects([i for i in annotation.object_ids if i != 0])
         previous = self._previous_labels(annotation.frame)
         with torch.inference_mode(), autocast_context(self.device, self.config.precision):
@@ -162,9 +184,24 @@ class Session:
                                      frame_size=(self.height, self.width), config=self.config)
         self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(),
                                      result.augmented, 0.0)
-        mask = self._to_mask(self._pending.logits, channels)
+        mask = self._pending_mask(self._pending)
         self._pending.seconds = time.perf_counter() - started
         return mask
+
+    def _pending_mask(self, pending: PendingRound) -> np.ndarray:
+        if pending.annotation.mask is not None:
+            return np.array(pending.annotation.mask)
+        return self._to_mask(pending.logits, pending.channels)
+
+    def fixed_frames(self) -> dict[int, np.ndarray]:
+        """Frames whose result is a user-given mask (latest committed wins): frame -> (H, W) ids."""
+        fixed: dict[int, np.ndarray] = {}
+        for record in self._rounds:
+            if record.annotation.mask is not None:
+                fixed[record.frame] = record.annotation.mask
+            else:
+                fixed.pop(record.frame, None)
+        return fixed
 
     def propagate(self, cancel: CancelCallback | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Propagate the pending round: forward to the last frame, then backward to frame 0.
@@ -178,8 +215,9 @@ class Session:
             raise SessionStateError("nothing to propagate: call interact(scribbles) first to start a round")
         pending = self._pending
         started = time.perf_counter()
-        propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local)
-        new_cache: dict[int, np.ndarray] = {pending.frame: self._to_mask(pending.logits, pending.channels)}
+        fixed = {frame: mask for frame, mask in self.fixed_frames().items() if frame != pending.frame}
+        propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local, fixed)
+        new_cache: dict[int, np.ndarray] = {pending.frame: self._pending_mask(pending)}
         completed = False
         self._local.begin_round(pending.frame)
         try:
@@ -188,12 +226,13 @@ class Session:
                     raise PropagationCancelled(
                         f"propagation cancelled at frame {index}; the session keeps round {len(self._rounds)}'s result"
                     )
-                mask = self._to_mask(logits, pending.channels)
+                mask = np.array(fixed[index]) if index in fixed else self._to_mask(logits, pending.channels)
                 new_cache[index] = mask
                 yield index, mask
             completed = True
         finally:
             if completed:
+                self.last_propagation_seconds = dict(propagator.seconds)
                 self._commit(pending, propagator, new_cache, time.perf_counter() - started)
             else:
                 self._local.discard_last_round()
@@ -289,7 +328,8 @@ class Session:
 
     def _to_annotation(self, scribbles: ScribbleInput, frame: int | None) -> Annotation:
         if isinstance(scribbles, Annotation):
-            return make_annotation(scribbles.frame, scribbles.scribbles, self.num_frames, self.width, self.height)
+            return make_annotation(scribbles.frame, [*scribbles.scribbles, *scribbles.boxes], self.num_frames,
+                                   self.width, self.height, mask=scribbles.mask)
         if isinstance(scribbles, Mapping):
             return parse_davis(scribbles, self.num_frames, self.width, self.height)
         if frame is None:

@@ -33,6 +33,7 @@ import torch
 from manet.config import ModelConfig
 from manet.errors import CheckpointError
 from manet.model.network import MANet
+from manet.model.resnet_deeplab import PaperEncoder
 
 OFFICIAL_PROPAGATION_MAPS = ("global", "local", "previous_mask")
 OUR_PROPAGATION_MAPS = ("global", "local", "previous_mask")
@@ -50,11 +51,11 @@ _EMBEDDING = (("depthwise", ("seperate_conv", "semantic_embedding.0")),
 _HEAD_LAYER = (("depthwise", "conv1"), ("depthwise_norm", "bn1"), ("pointwise", "conv2"), ("pointwise_norm", "bn2"))
 
 
-def _backbone_modules(model: MANet) -> list[tuple[str, str]]:
+def _backbone_modules(encoder: PaperEncoder) -> list[tuple[str, str]]:
     ours, theirs = "encoder.backbone", "feature_extracter.backbone"
     pairs = [(f"{ours}.stem.conv", f"{theirs}.conv1"), (f"{ours}.stem.norm", f"{theirs}.bn1")]
-    for stage_index, stage in enumerate(model.encoder.backbone.stages):
-        for block_index, block in enumerate(stage):
+    for stage_index, stage in enumerate(encoder.backbone.stages):
+        for block_index, block in enumerate(stage.children()):
             our_block = f"{ours}.stages.{stage_index}.{block_index}"
             their_block = f"{theirs}.layer{stage_index + 1}.{block_index}"
             for part, conv, norm in _BOTTLENECK:
@@ -66,10 +67,10 @@ def _backbone_modules(model: MANet) -> list[tuple[str, str]]:
     return pairs
 
 
-def _aspp_and_decoder_modules(model: MANet) -> list[tuple[str, str]]:
+def _aspp_and_decoder_modules(encoder: PaperEncoder) -> list[tuple[str, str]]:
     ours, theirs = "encoder.aspp", "feature_extracter.aspp"
     pairs = []
-    for index in range(len(model.encoder.aspp.branches)):
+    for index in range(len(encoder.aspp.branches)):
         pairs += [(f"{ours}.branches.{index}.0", f"{theirs}.aspp{index + 1}.atrous_conv"),
                   (f"{ours}.branches.{index}.1", f"{theirs}.aspp{index + 1}.bn")]
     pairs += [(f"{ours}.image_pool.0", f"{theirs}.global_avg_pool.1"),
@@ -102,11 +103,12 @@ def official_key_map(model: MANet) -> dict[str, str]:
     Raises:
         CheckpointError: ``model`` is not the paper architecture.
     """
-    if model.config.encoder != "paper":
+    encoder = model.encoder
+    if not isinstance(encoder, PaperEncoder):
         raise CheckpointError(f"the authors' checkpoint fits the 'paper' encoder, not {model.config.encoder!r}: "
                               "build the model with ModelConfig.paper()")
     modules: dict[str, list[str]] = {}
-    pairs = _backbone_modules(model) + _aspp_and_decoder_modules(model) + _head_modules(model)
+    pairs = _backbone_modules(encoder) + _aspp_and_decoder_modules(encoder) + _head_modules(model)
     pairs += [(f"encoder.embedding.{part}", name) for part, names in _EMBEDDING for name in names]
     for ours, theirs in pairs:
         modules.setdefault(ours, []).append(theirs)
@@ -218,7 +220,7 @@ def load_official_checkpoint(path: str | Path) -> MANet:
     state = read_official_state(path)
     config = ModelConfig.paper()
     with torch.device("meta"):
-        skeleton = MANet(config)  # names and shapes only: checking costs no memory
+        skeleton = MANet(config)  # names and shapes only: no memory, no random initialisation
     key_map = official_key_map(skeleton)
     own = skeleton.state_dict()
     _check_keys_and_shapes(state, key_map, own, source)
@@ -228,7 +230,8 @@ def load_official_checkpoint(path: str | Path) -> MANet:
                         head_input_order(OFFICIAL_PROPAGATION_MAPS, OUR_PROPAGATION_MAPS, embedding_dim))
     permute_head_inputs(ours, "interaction_head",
                         head_input_order(OFFICIAL_INTERACTION_MAPS, OUR_INTERACTION_MAPS, embedding_dim))
-    # Every tensor is overwritten below (checked above), so skip the random initialisation.
-    model = skeleton.to_empty(device="cpu")
-    model.load_state_dict(ours, strict=True)
-    return model.eval()
+    # Every parameter and buffer is filled (checked above), so the loaded tensors become the model's
+    # own: no random initialisation, no second copy of 60M floats.
+    ours = {key: tensor.to(own[key].dtype).contiguous() for key, tensor in ours.items()}
+    skeleton.load_state_dict(ours, strict=True, assign=True)
+    return skeleton.eval()

@@ -133,9 +133,14 @@ class Trainer:
     def _step_module(self) -> nn.Module:
         if self.config.stage == "stage1":
             return PropagationStep(self.model, self.config.window)
-        from manet.eval.robot import first_round_scribbles, robot_scribbles
+        from manet.eval.robot import robot_scribbles
 
-        return InteractionStep(self.model, robot_scribbles, first_round_scribbles, self.config.rounds)
+        def first_round(truth: np.ndarray, prediction: np.ndarray, ids: list[int],
+                        rng: np.random.Generator) -> list[Any]:
+            # Round 1 is the robot against an all-background prediction: positive strokes only.
+            return robot_scribbles(truth, np.zeros_like(truth), ids, rng)
+
+        return InteractionStep(self.model, robot_scribbles, first_round, self.config.rounds)
 
     def _resume(self) -> None:
         state_path = self.out / "state.json"

@@ -1,0 +1,182 @@
+"""``manet eval``: the DAVIS interactive protocol over a DAVIS-layout folder.
+
+Examples::
+
+    manet eval data/DAVIS --sequences-file splits/dev.txt --rounds 8 --report out.json --plot out.png
+    manet eval data/DAVIS --config-override global_memory=false        # paper Fig. 8 ablation
+    manet eval tests/data --tiny-random --max-frames 6 --rounds 3      # a smoke run
+
+This module imports only argparse at load time: ``manet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HELP = "run the DAVIS interactive protocol (simulated user, J/F, AUC, J@60s) on a DAVIS-layout folder"
+
+_TRUE = {"true", "yes", "on"}
+_FALSE = {"false", "no", "off"}
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false`` (also yes/no/on/off) -> bool, ``none`` -> None, then int, float, str."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    if lowered in {"none", "null"}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` -> ``(key, parsed value)``."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. global_memory=false; got {text!r}")
+    return key.strip(), parse_value(value)
+
+
+def split_overrides(pairs: Sequence[tuple[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sort overrides into (SessionConfig changes, ModelConfig changes), checking names and bools."""
+    from manet.config import ModelConfig, SessionConfig
+
+    session_fields = {f.name: f for f in dataclasses.fields(SessionConfig)}
+    model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
+    session_changes: dict[str, Any] = {}
+    model_changes: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in session_fields:
+            target, default = session_changes, session_fields[key].default
+        elif key in model_fields:
+            target, default = model_changes, model_fields[key].default
+        else:
+            raise ValueError(f"unknown setting {key!r}; SessionConfig fields: {sorted(session_fields)}; "
+                             f"ModelConfig fields: {sorted(model_fields)}")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"{key} is a switch: use {key}=true or {key}=false")  # noqa: TRY004 (a CLI value)
+        target[key] = value
+    return session_changes, model_changes
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``eval`` subcommand to an ``argparse`` subparsers object."""
+    parser = subparsers.add_parser("eval", help=HELP, description=HELP)
+    parser.add_argument("dataset", type=Path, help="folder with JPEGImages/<seq>/ and Annotations/<seq>/")
+    parser.add_argument("--sequences", nargs="+", metavar="NAME", help="sequences to run (default: all)")
+    parser.add_argument("--sequences-file", type=Path, metavar="FILE", help="sequence names, one a line")
+    parser.add_argument("--rounds", type=int, default=8, help="interactions per sequence (default: 8)")
+    parser.add_argument("--report", type=Path, metavar="OUT.json", help="write every number as JSON")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="plot J over time and by round")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes to spread sequences over (timings then share the CPU)")
+    parser.add_argument("--config-override", type=parse_override, action="append", default=[],
+                        metavar="KEY=VALUE", help="change a SessionConfig (or, with --tiny-random, "
+                        "ModelConfig) field, e.g. global_memory=false, memory_rounds=2; repeatable")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--weights", metavar="PATH", help="checkpoint to evaluate (default: the shipped weights)")
+    model.add_argument("--tiny-random", action="store_true", help="a random tiny model (tests and CI)")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
+    parser.add_argument("--working-size", type=int, metavar="N",
+                        help="short side in pixels at which frames are embedded (0 = original size)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated user (default: 0)")
+    parser.add_argument("--seconds-per-object", type=float, default=240.0, metavar="SECONDS",
+                        help="time budget per object where the AUC curve ends (DAVIS: 240 = 8 x 30 s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=main)
+
+
+def _sequence_names(args: argparse.Namespace) -> list[str] | None:
+    from manet.eval.dataset import read_sequence_names
+
+    names: list[str] = []
+    if args.sequences_file is not None:
+        names.extend(read_sequence_names(args.sequences_file))
+    if args.sequences:
+        names.extend(name for name in args.sequences if name not in names)
+    if not names and (args.sequences_file is not None or args.sequences):
+        raise ValueError("the sequence selection is empty")
+    return names or None
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
+    from manet.config import SessionConfig
+    from manet.eval.dataset import find_sequences
+    from manet.eval.evaluate import EvalSettings, ModelSpec
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    session_changes, model_changes = split_overrides(args.config_override)
+    if args.working_size is not None:
+        session_changes["working_size"] = args.working_size or None
+    session_config = SessionConfig(**session_changes)
+    if model_changes and not args.tiny_random:
+        raise ValueError(f"ModelConfig overrides {sorted(model_changes)} need --tiny-random: "
+                         "a checkpoint fixes its own architecture")
+    spec = ModelSpec(weights=args.weights or "default", tiny_random=args.tiny_random,
+                     model_overrides=model_changes, seed=args.seed)
+    settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
+                            seconds_per_object=args.seconds_per_object)
+    sequences = find_sequences(args.dataset, _sequence_names(args))
+    return settings, session_config, spec, sequences
+
+
+def tqdm_callback(bar: Any) -> Callable[[Any], None]:
+    """A ``progress`` callback for :func:`manet.eval.evaluate.evaluate` that drives a tqdm bar
+    (``tqdm.auto.tqdm(total=len(sequences) * rounds)`` works in terminals and notebooks)."""
+
+    def update(event: Any) -> None:
+        bar.update(event.done - bar.n)
+        bar.set_postfix_str(f"{event.sequence} r{event.round} J={event.jaccard:.3f}")
+
+    return update
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``manet eval``; returns 0 on success, 2 for bad arguments or data, 1 if a run fails."""
+    from tqdm.auto import tqdm
+
+    from manet.errors import ManetError
+    from manet.eval.evaluate import evaluate
+    from manet.eval.report import report_dict, save_plot, summary_table, write_report
+
+    try:
+        settings, session_config, spec, sequences = _setup(args)
+    except (ValueError, ManetError, OSError) as error:
+        print(f"manet eval: error: {error}", file=sys.stderr)
+        return 2
+    total = len(sequences) * settings.rounds
+    try:
+        with tqdm(total=total, unit="round", disable=True if args.no_progress else None) as bar:
+            result = evaluate(spec, sequences, session_config, settings, workers=args.workers,
+                              progress=tqdm_callback(bar))
+    except (ManetError, ValueError, OSError) as error:
+        print(f"manet eval: error: {error}", file=sys.stderr)
+        return 1
+    print(summary_table(result))
+    context = {
+        "dataset": str(args.dataset),
+        "sequences": [s.name for s in sequences],
+        "model": dataclasses.asdict(spec),
+        "session_config": session_config.to_dict(),
+        "workers": args.workers,
+    }
+    if args.report is not None:
+        write_report(args.report, report_dict(result, settings, context))
+        print(f"report: {args.report}")
+    if args.plot is not None:
+        save_plot(args.plot, result, title=str(args.dataset))
+        print(f"plot: {args.plot}")
+    return 0
