@@ -88,6 +88,8 @@ def add_parser(subparsers: Any) -> None:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--weights", metavar="PATH", help="checkpoint to evaluate (default: the shipped weights)")
     model.add_argument("--tiny-random", action="store_true", help="a random tiny model (tests and CI)")
+    model.add_argument("--matching-baseline", action="store_true",
+                       help="no trained weights: ImageNet features matched by nearest neighbour")
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
     parser.add_argument("--working-size", type=int, metavar="N",
                         help="short side in pixels at which frames are embedded (0 = original size)")
@@ -126,6 +128,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
         raise ValueError(f"ModelConfig overrides {sorted(model_changes)} need --tiny-random: "
                          "a checkpoint fixes its own architecture")
     spec = ModelSpec(weights=args.weights or "default", tiny_random=args.tiny_random,
+                     matching_baseline=args.matching_baseline,
                      model_overrides=model_changes, seed=args.seed)
     settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
                             seconds_per_object=args.seconds_per_object)

@@ -76,17 +76,23 @@ class ModelSpec:
         weights: ``"default"`` (shipped weights) or a checkpoint path; ignored for
             ``tiny_random``.
         tiny_random: a random :meth:`ModelConfig.tiny` network (tests, CI).
+        matching_baseline: the training-free ImageNet-feature matching baseline.
         model_overrides: :class:`ModelConfig` fields changed from the tiny config.
         seed: torch seed set before building, so random weights are the same everywhere.
     """
 
     weights: str = "default"
     tiny_random: bool = False
+    matching_baseline: bool = False
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     def build(self) -> MANet:
         torch.manual_seed(self.seed)
+        if self.matching_baseline:
+            from manet.model.baseline import MatchingBaseline
+
+            return MatchingBaseline().eval()
         if self.tiny_random:
             config = dataclasses.replace(ModelConfig.tiny(), **dict(self.model_overrides))
             return load_model(weights=None, config=config)
