@@ -30,12 +30,14 @@ def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | N
     """Write ``model`` to ``path`` (safetensors) atomically; ``extra`` goes into the metadata as JSON."""
     path = Path(path)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    stripped = False
     if not include_backbone:
-        state = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+        kept = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+        stripped, state = len(kept) < len(state), kept
     metadata = {
         "format": FORMAT,
         "config": json.dumps(model.config.to_dict()),
-        "backbone": "included" if include_backbone else "imagenet",
+        "backbone": "imagenet" if stripped else "included",
         "extra": json.dumps(dict(extra or {})),
     }
     temporary = path.with_name(path.name + ".tmp")
@@ -76,6 +78,7 @@ def load_checkpoint(path: str | Path, config: ModelConfig | None = None) -> MANe
     import dataclasses
 
     model = MANet(dataclasses.replace(stored, pretrained_backbone=needs_backbone))
+    model.config = stored
     state = load_file(str(path))
     load_state_checked(model, state, skip_prefix=BACKBONE_PREFIX if needs_backbone else None, source=str(path))
     return model
