@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 EncoderName = Literal["lite", "paper", "tiny"]
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -46,18 +47,18 @@ class ModelConfig:
     interaction_scribbles: Literal["signed", "positive"] = "signed"
 
     @classmethod
-    def lite(cls) -> "ModelConfig":
+    def lite(cls) -> ModelConfig:
         """The CPU default: EfficientNet-Lite0 encoder, heads 128 wide (~3x cheaper than 256)."""
         return cls()
 
     @classmethod
-    def paper(cls) -> "ModelConfig":
+    def paper(cls) -> ModelConfig:
         """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
         return cls(encoder="paper", decoder_channels=256, head_width=256, input_order="bgr",
                    normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive")
 
     @classmethod
-    def tiny(cls) -> "ModelConfig":
+    def tiny(cls) -> ModelConfig:
         """A few-thousand-parameter random network for fast tests."""
         return cls(encoder="tiny", embedding_dim=8, decoder_channels=8, head_width=8,
                    head_layers=2, head_kernel=3, pretrained_backbone=False)
@@ -66,7 +67,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
         return _from_dict(cls, data)
 
 
@@ -117,14 +118,14 @@ class SessionConfig:
         if self.roi_margin < 0:
             raise ValueError(f"roi_margin must be >= 0, got {self.roi_margin}")
 
-    def replace(self, **changes: Any) -> "SessionConfig":
+    def replace(self, **changes: Any) -> SessionConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SessionConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionConfig:
         return _from_dict(cls, data)
 
 

@@ -12,6 +12,14 @@ if [ -f package.json ]; then
   npm run --silent build
 fi
 if [ "$dev" = 1 ]; then
+  # Headless Chromium for the browser tests, from Debian (no browser downloads here).
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+  fi
   python3 -m pip install -q --disable-pip-version-check -e ".[widget,dev]"
 else
   python3 -m pip install -q --disable-pip-version-check -e ".[widget]"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import moving_square_video
 
 import manet
 from manet import Scribble
 from manet.config import SessionConfig
 from manet.inference.scribbles import to_davis
-
-from conftest import moving_square_video
 
 
 def square_scribbles() -> list[Scribble]:

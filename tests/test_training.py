@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_synthetic import make_synthetic_davis
 
 from manet.config import ModelConfig
 from manet.model.checkpoint import load_checkpoint
 from manet.train.loop import TrainConfig, Trainer
-
-from data_synthetic import make_synthetic_davis
 
 TINY = dict(batch_size=2, crop=32, window=2, log_every=1, checkpoint_every=100, seed=0)
 

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import os
 import tempfile
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

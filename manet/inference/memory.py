@@ -66,7 +66,7 @@ class GlobalMemory:
         self.grow(channels)
         return self.maps[frame, :channels].float()
 
-    def clone(self) -> "GlobalMemory":
+    def clone(self) -> GlobalMemory:
         copy = GlobalMemory.__new__(GlobalMemory)
         copy.maps = self.maps.clone()
         copy.written = self.written.clone()

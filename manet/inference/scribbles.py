@@ -11,8 +11,9 @@ indices; the session maps ids to channels.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ class Scribble:
 
     @classmethod
     def from_points(cls, object_id: int, points_xy: Sequence[Sequence[float]] | np.ndarray,
-                    radius: float) -> list["Scribble"]:
+                    radius: float) -> list[Scribble]:
         """Clicks: one disc-shaped scribble of ``radius`` pixels per point."""
         array = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
         if array.shape[0] == 0:
@@ -109,8 +110,8 @@ class Box:
         """A positive cross through the centre spanning 30% of the box each way."""
         cx, cy = (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
         dx, dy = 0.15 * (self.x1 - self.x0), 0.15 * (self.y1 - self.y0)
-        return [Scribble(self.object_id, [[cx - dx, cy], [cx + dx, cy]]),
-                Scribble(self.object_id, [[cx, cy - dy], [cx, cy + dy]])]
+        return [Scribble(self.object_id, np.array([[cx - dx, cy], [cx + dx, cy]])),
+                Scribble(self.object_id, np.array([[cx, cy - dy], [cx, cy + dy]]))]
 
     def check_inside(self, width: int, height: int) -> None:
         if self.x0 < 0 or self.y0 < 0 or self.x1 > width or self.y1 > height:

@@ -9,20 +9,21 @@ cancelling leaves the session exactly as it was before ``interact``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from manet.config import SessionConfig
 from manet.errors import FrameIndexError, PropagationCancelled, SessionStateError, UnknownObjectError
+from manet.inference import interaction
 from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocast_context
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.propagation import Propagator
 from manet.inference.resample import GridResampler
 from manet.inference.scribbles import Annotation, Box, Scribble, make_annotation, parse_davis
 from manet.inference.state import Channels, MatchingMaps, PendingRound, RoundRecord
-from manet.inference import interaction
 from manet.io.video import VideoSource
 from manet.model.matching import upsample_maps
 from manet.model.network import MANet
@@ -65,7 +66,12 @@ class Session:
                                          self.config.precision, self.config.embedding_budget_mb)
         self._resampler: GridResampler | None = None
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
-        self.reset()
+        self._rounds: list[RoundRecord] = []
+        self._pending: PendingRound | None = None
+        self._channels = Channels()
+        self._global: GlobalMemory | None = None
+        self._local = LocalMemory()
+        self._mask_cache: dict[int, np.ndarray] = {}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -261,12 +267,12 @@ class Session:
 
     def reset(self) -> None:
         """Forget every round, scribble and memory; keep the cached embeddings."""
-        self._rounds: list[RoundRecord] = []
-        self._pending: PendingRound | None = None
+        self._rounds = []
+        self._pending = None
         self._channels = Channels()
-        self._global: GlobalMemory | None = None
+        self._global = None
         self._local = LocalMemory()
-        self._mask_cache: dict[int, np.ndarray] = {}
+        self._mask_cache = {}
 
     def discard_pending(self) -> None:
         """Forget the scribbles of a round that was not propagated."""

@@ -27,7 +27,7 @@ class Channels:
     def index(self, object_id: int) -> int:
         return self.ids.index(object_id)
 
-    def with_objects(self, object_ids: list[int]) -> "Channels":
+    def with_objects(self, object_ids: list[int]) -> Channels:
         new = [object_id for object_id in object_ids if object_id not in self.ids]
         return Channels(self.ids + tuple(new))
 

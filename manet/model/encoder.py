@@ -86,12 +86,9 @@ class LiteEncoder(nn.Module):
         """Backbone features (stride 4, 8, 16) -> embedding; split out so a frozen backbone can
         run without autograd and in lower precision during training."""
         low, mid, high = (feature.float() for feature in features)
-        features = self.aspp(high)
-        features = _upsample_to(features, mid)
-        features = self.mid_fuse(torch.cat([features, self.mid_projection(mid)], dim=1))
-        features = _upsample_to(features, low)
-        features = self.low_fuse(torch.cat([features, self.low_projection(low)], dim=1))
-        return self.embedding(features)
+        fused = self.mid_fuse(torch.cat([_upsample_to(self.aspp(high), mid), self.mid_projection(mid)], dim=1))
+        fused = self.low_fuse(torch.cat([_upsample_to(fused, low), self.low_projection(low)], dim=1))
+        return self.embedding(fused)
 
 
 class TinyEncoder(nn.Module):

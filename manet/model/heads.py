@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from typing import cast
+
 from manet.model.layers import SeparableLayer
 
 INTERACTION_MAPS = 2
@@ -46,7 +48,7 @@ class SegmentationHead(nn.Module):
         Returns:
             (B, width, h, w) float, including the pointwise bias.
         """
-        first = self.layers[0]
+        first = cast(SeparableLayer, self.layers[0])
         embedding_part = self._depthwise_affine(embedding, 0, self.embedding_dim)
         weight = first.pointwise.weight[:, : self.embedding_dim]
         return F.conv2d(torch.relu(embedding_part), weight, first.pointwise.bias)
@@ -60,7 +62,7 @@ class SegmentationHead(nn.Module):
         Returns:
             (K, h, w) float logits; equal to :meth:`forward` up to float rounding.
         """
-        first = self.layers[0]
+        first = cast(SeparableLayer, self.layers[0])
         dims = self.embedding_dim
         maps_part = self._depthwise_affine(maps, dims, dims + self.map_channels)
         features = stem + F.conv2d(torch.relu(maps_part), first.pointwise.weight[:, dims:])
@@ -87,7 +89,7 @@ class SegmentationHead(nn.Module):
 
     def _depthwise_affine(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """First layer's depthwise conv and (eval-mode) BN on input channels ``start:stop`` only."""
-        first = self.layers[0]
+        first = cast(SeparableLayer, self.layers[0])
         conv, norm = first.depthwise, first.depthwise_norm
         assert norm.running_var is not None and norm.running_mean is not None
         outputs = F.conv2d(inputs, conv.weight[start:stop], conv.bias[start:stop] if conv.bias is not None else None,

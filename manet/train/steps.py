@@ -12,7 +12,8 @@ first-round ROI background), later rounds correction strokes against its own pre
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,8 @@ def embed_for_training(model: MANet, images: torch.Tensor) -> torch.Tensor:
         return encoder(normalised)
     with torch.no_grad(), autocast_context(normalised.device, "auto"):
         features = backbone(normalised.contiguous(memory_format=torch.channels_last))
-    return encoder.decode(tuple(feature.float().contiguous() for feature in features))
+    decode: Callable[[tuple[torch.Tensor, ...]], torch.Tensor] = encoder.decode  # type: ignore[assignment]
+    return decode(tuple(feature.float().contiguous() for feature in features))
 
 
 class PropagationStep(nn.Module):
