@@ -78,3 +78,26 @@ def test_bad_masks_are_refused(tiny_model, video, bad: np.ndarray) -> None:
     with pytest.raises(manet.ScribbleError):
         session.interact_mask(bad, frame=0)
     assert session.pending is None
+
+
+def test_strokes_become_clicks_at_their_middle() -> None:
+    from manet.inference.scribbles import click_radius, strokes_to_clicks
+
+    stroke = Scribble(2, [[0, 0], [10, 0], [20, 0]])
+    clicked = strokes_to_clicks(Annotation(4, (stroke,)), radius=click_radius(240, 427))
+    (click,) = clicked.scribbles
+    assert clicked.frame == 4 and click.object_id == 2
+    assert np.array_equal(click.points, [[10.0, 0.0]]) and click.radius == pytest.approx(4.8)
+
+
+def test_evaluator_runs_with_clicks(tmp_path, tiny_model) -> None:
+    from data_synthetic import make_synthetic_davis
+
+    from manet.config import SessionConfig
+    from manet.eval.dataset import find_sequences
+    from manet.eval.evaluate import EvalSettings, evaluate
+
+    root = make_synthetic_davis(tmp_path, sequences=1, frames=4)
+    settings = EvalSettings(rounds=2, prompt="clicks")
+    result = evaluate(tiny_model, find_sequences(root, None), SessionConfig(), settings)
+    assert len(result.sequences[0].rounds) == 2

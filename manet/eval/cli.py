@@ -96,6 +96,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated user (default: 0)")
     parser.add_argument("--seconds-per-object", type=float, default=240.0, metavar="SECONDS",
                         help="time budget per object where the AUC curve ends (DAVIS: 240 = 8 x 30 s)")
+    parser.add_argument("--prompt", choices=["scribbles", "clicks"], default="scribbles",
+                        help="how the simulated user annotates: strokes, or clicks at the strokes' middles")
+    parser.add_argument("--click-radius", type=float, default=None, metavar="FRACTION",
+                        help="click radius as a fraction of the frame's short side (default 0.02)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
 
@@ -131,7 +135,9 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
                      matching_baseline=args.matching_baseline,
                      model_overrides=model_changes, seed=args.seed)
     settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
-                            seconds_per_object=args.seconds_per_object)
+                            seconds_per_object=args.seconds_per_object, prompt=args.prompt)
+    if args.click_radius is not None:
+        settings = dataclasses.replace(settings, click_radius_fraction=args.click_radius)
     sequences = find_sequences(args.dataset, _sequence_names(args))
     return settings, session_config, spec, sequences
 

@@ -37,6 +37,7 @@ from manet.eval.metrics import (
 )
 from manet.eval.robot import RobotConfig, first_round_annotation, robot_annotation
 from manet.inference.scribbles import Annotation
+from manet.inference.scribbles import CLICK_RADIUS_FRACTION, click_radius, strokes_to_clicks
 from manet.inference.session import Session
 from manet.loading import load_model
 from manet.model.network import MANet
@@ -52,6 +53,8 @@ class EvalSettings:
         max_frames: use only the first frames of each sequence (quick runs).
         robot: the simulated user's drawing parameters.
         threshold_seconds, seconds_per_object: see :func:`~manet.eval.metrics.interactive_summary`.
+        prompt: ``scribbles`` (the robot's strokes) or ``clicks`` (each stroke replaced by a
+            click at its middle, radius ``click_radius_fraction`` x the frame's short side).
     """
 
     rounds: int = 8
@@ -60,6 +63,8 @@ class EvalSettings:
     robot: RobotConfig = field(default_factory=RobotConfig)
     threshold_seconds: float = DAVIS_THRESHOLD_SECONDS
     seconds_per_object: float | None = DAVIS_SECONDS_PER_OBJECT
+    prompt: str = "scribbles"
+    click_radius_fraction: float = CLICK_RADIUS_FRACTION
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -200,9 +205,17 @@ def _next_annotation(index: int, masks: np.ndarray, gt: np.ndarray, object_ids: 
                      rng: np.random.Generator) -> tuple[Annotation | None, str]:
     if index == 1:
         if first is not None:
-            return first, "file"
-        return first_round_annotation(gt, rng=rng, object_ids=object_ids, config=settings.robot), "robot"
-    return robot_annotation(gt, masks, object_ids, rng, annotated, config=settings.robot), "robot"
+            annotation, source = first, "file"
+        else:
+            annotation = first_round_annotation(gt, rng=rng, object_ids=object_ids, config=settings.robot)
+            source = "robot"
+    else:
+        annotation = robot_annotation(gt, masks, object_ids, rng, annotated, config=settings.robot)
+        source = "robot"
+    if annotation is not None and settings.prompt == "clicks":
+        radius = click_radius(gt.shape[1], gt.shape[2], settings.click_radius_fraction)
+        annotation = strokes_to_clicks(annotation, radius)
+    return annotation, source
 
 
 def _timed_round(session: Session, annotation: Annotation) -> float:

@@ -22,6 +22,14 @@ from manet.errors import FrameIndexError, ScribbleError
 
 MAX_OBJECT_ID = 255
 UNLABELLED = -1
+# A click is a disc whose radius is this fraction of the frame's short side (tuned on the dev
+# split with the simulated user's strokes replaced by clicks at their midpoints).
+CLICK_RADIUS_FRACTION = 0.02
+
+
+def click_radius(height: int, width: int, fraction: float = CLICK_RADIUS_FRACTION) -> float:
+    """Radius in pixels of a click on a ``height`` x ``width`` frame."""
+    return max(1.0, fraction * min(height, width))
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,13 @@ class Annotation:
     def strokes(self) -> list[Scribble]:
         """Scribbles plus the boxes' positive seeds."""
         return list(self.scribbles) + [seed for box in self.boxes for seed in box.seed()]
+
+
+def strokes_to_clicks(annotation: Annotation, radius: float) -> Annotation:
+    """The same annotation with every stroke replaced by a click at its middle point."""
+    clicks = tuple(Scribble(s.object_id, s.points[len(s.points) // 2][None, :], radius)
+                   for s in annotation.scribbles)
+    return Annotation(annotation.frame, clicks, annotation.boxes, annotation.mask)
 
 
 def make_annotation(frame: int, scribbles: Iterable[Scribble | Box], num_frames: int,
