@@ -30,6 +30,7 @@ from manet.model.network import MANet
 
 ScribbleInput = Mapping[str, Any] | Annotation | Sequence[Scribble | Box]
 CancelCallback = Callable[[], bool]
+MASK_CACHE_BYTES = 256 * 2**20
 
 
 def pick_device(requested: str | None) -> torch.device:
@@ -72,6 +73,9 @@ class Session:
         self._global: GlobalMemory | None = None
         self._local = LocalMemory()
         self._mask_cache: dict[int, np.ndarray] = {}
+        # Full-resolution masks are cheap to recompute from the grid logits (a few ms); keep at
+        # most MASK_CACHE_BYTES of them so long videos do not hold one (H, W) array per frame.
+        self._mask_cache_frames = max(16, MASK_CACHE_BYTES // max(1, self.height * self.width))
 
     # ----------------------------------------------------------------- properties
     @property
@@ -140,7 +144,8 @@ class Session:
         if cached is None:
             record = self._rounds[-1]
             cached = self._to_mask(record.logits[index].float(), record.channels)
-            self._mask_cache[index] = cached
+            if len(self._mask_cache) < self._mask_cache_frames:
+                self._mask_cache[index] = cached
         return cached
 
     # ----------------------------------------------------------------- verbs
@@ -233,7 +238,8 @@ class Session:
                         f"propagation cancelled at frame {index}; the session keeps round {len(self._rounds)}'s result"
                     )
                 mask = np.array(fixed[index]) if index in fixed else self._to_mask(logits, pending.channels)
-                new_cache[index] = mask
+                if len(new_cache) < self._mask_cache_frames:
+                    new_cache[index] = mask
                 yield index, mask
             completed = True
         finally:
