@@ -50,9 +50,14 @@ class MatchingBaseline(MANet):
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,
                            previous_masks: torch.Tensor) -> torch.Tensor:
+        # Each object's reference pixels: its strokes, plus its previous-round mask where no other
+        # id was stroked (so a round that only corrects one object keeps the others).
         frame = embedding[0].float()
         pixels = frame.flatten(1).t()
-        references = [pixels[(channel > 0).flatten()] for channel in scribble_maps]
+        kept = (previous_masks > 0.5) & (scribble_maps >= 0)
+        if bool((previous_masks[0] > 0.5).all()):  # round 1: no previous result to keep
+            kept = torch.zeros_like(kept)
+        references = [pixels[((strokes > 0) | keep).flatten()] for strokes, keep in zip(scribble_maps, kept)]
         return -LOGIT_SCALE * global_matching_map(frame, references)
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
