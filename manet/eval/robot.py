@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
+from manet.errors import ScribbleError
 from manet.eval.next_frame import frames_by_jaccard, largest_objects_frame
 from manet.eval.skeleton import longest_paths
-from manet.inference.scribbles import Annotation, Scribble, make_annotation, to_davis
+from manet.inference.scribbles import MAX_OBJECT_ID, Annotation, Scribble, make_annotation, to_davis
 
 # A smoothed point is kept only where every 8-neighbour of its pixel is inside the region,
 # so the line to the next (adjacent) point cannot leave the region either.
@@ -74,15 +75,28 @@ def robot_scribbles(gt: np.ndarray, pred: np.ndarray, object_ids: Iterable[int],
     Returns:
         Strokes (background ones first, then by object id), each with points inside the
         region where ``gt == id`` and ``pred != id``. Empty when the prediction is right.
+
+    Raises:
+        ScribbleError: when gt and pred are not (H, W) maps of one shape, or an id is not an
+            integer in 0..255.
     """
     if gt.shape != pred.shape or gt.ndim != 2:
-        raise ValueError(f"gt and pred must be (H, W) id maps of one shape, got {gt.shape} and {pred.shape}")
+        raise ScribbleError(f"gt and pred must be (H, W) id maps of one shape, got {gt.shape} and {pred.shape}")
     scribbles: list[Scribble] = []
-    for object_id in sorted({0, *(int(k) for k in object_ids)}):
+    for object_id in sorted({0, *(_object_id(k) for k in object_ids)}):
         error = (gt == object_id) & (pred != object_id)
         for points in error_strokes(error, rng, config):
             scribbles.append(Scribble(object_id, points))
     return scribbles
+
+
+def _object_id(value: Any) -> int:
+    """An object id as int; ScribbleError for non-integers and ids outside 0..255."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MAX_OBJECT_ID:
+        raise ScribbleError(f"object ids must be integers in 0..{MAX_OBJECT_ID}, got {value!r}")
+    return int(value)
 
 
 def error_strokes(error: np.ndarray, rng: np.random.Generator,
@@ -231,7 +245,7 @@ def first_round_annotation(gt_masks: np.ndarray, frame: int | None = None,
         object_ids: defaults to every id > 0 in ``gt_masks``.
 
     Raises:
-        ValueError: when the chosen frame shows none of the objects.
+        ScribbleError: when the chosen frame shows none of the objects.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     ids = sorted(int(k) for k in np.unique(gt_masks) if k > 0) if object_ids is None else list(object_ids)
@@ -240,7 +254,7 @@ def first_round_annotation(gt_masks: np.ndarray, frame: int | None = None,
     empty = np.zeros(gt_masks.shape[1:], dtype=gt_masks.dtype)
     scribbles = robot_scribbles(gt_masks[frame], empty, ids, rng, config)
     if not scribbles:
-        raise ValueError(f"frame {frame} shows none of the objects {ids}: pick a frame where they are visible")
+        raise ScribbleError(f"frame {frame} shows none of the objects {ids}: pick a frame where they are visible")
     num_frames, height, width = gt_masks.shape
     return make_annotation(frame, scribbles, num_frames, width, height)
 

@@ -11,7 +11,9 @@ import contextlib
 import functools
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from types import EllipsisType
 
 import numpy as np
 import torch
@@ -46,12 +48,49 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device.type, dtype=dtype)
 
 
+class FrameFile:
+    """A (T, ...) float16 array in a file, read and written one frame at a time with plain file I/O.
+
+    Not a memory map on purpose: every mapped page a process touches counts towards its resident
+    memory, so a memory-mapped spill grows the resident set to the whole file (2.4 GB for 2000
+    frames at 480p) whatever the budget. Pages read here are copied and released; the OS page
+    cache may keep the file, outside the process and reclaimable.
+    """
+
+    def __init__(self, path: str, shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.shape = shape
+        self._frame_bytes = int(np.prod(shape[1:])) * np.dtype(STORE_DTYPE).itemsize
+        self._lock = threading.Lock()
+        self._handle = open(path, "w+b")  # noqa: SIM115 - open as long as the store lives
+        self._handle.truncate(shape[0] * self._frame_bytes)
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        with self._lock:
+            self._handle.seek(int(frame) * self._frame_bytes)
+            data = self._handle.read(self._frame_bytes)
+        return np.frombuffer(data, dtype=STORE_DTYPE).reshape(self.shape[1:])
+
+    def __setitem__(self, frames: Sequence[int] | EllipsisType, values: np.ndarray) -> None:
+        indices = range(self.shape[0]) if frames is Ellipsis else frames
+        with self._lock:
+            for index, value in zip(indices, values, strict=True):
+                self._handle.seek(int(index) * self._frame_bytes)
+                self._handle.write(np.ascontiguousarray(value, dtype=STORE_DTYPE).tobytes())
+
+    def as_array(self) -> np.ndarray:
+        """The whole file as a read-only memory map (for saving a session)."""
+        with self._lock:
+            self._handle.flush()
+        return np.memmap(self.path, dtype=STORE_DTYPE, mode="r", shape=self.shape)
+
+
 class EmbeddingStore:
     """Embeddings of every frame of one video at the working resolution.
 
     Invariant: ``computed[t]`` is True iff ``_data[t]`` holds frame t's embedding. ``_data`` is a
-    (T, E, h, w) float16 array in RAM, or memory-mapped from a temporary file when it would
-    exceed ``budget_mb``.
+    (T, E, h, w) float16 array in RAM, or a :class:`FrameFile` in a temporary folder when it
+    would exceed ``budget_mb``.
     """
 
     def __init__(self, video: VideoSource, model: MANet, working_size: tuple[int, int],
@@ -64,7 +103,7 @@ class EmbeddingStore:
         self.budget_mb = budget_mb
         self.batch_size = batch_size
         self.computed = np.zeros(video.num_frames, dtype=bool)
-        self._data: np.ndarray | None = None
+        self._data: np.ndarray | FrameFile | None = None
         self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
         self.encoder_seconds = 0.0
 
@@ -137,12 +176,11 @@ class EmbeddingStore:
             self._data = np.zeros(total, dtype=STORE_DTYPE)
             return
         self._spill_dir = tempfile.TemporaryDirectory(prefix="manet-embeddings-")
-        path = os.path.join(self._spill_dir.name, "embeddings.f16")
-        self._data = np.lib.format.open_memmap(path, mode="w+", dtype=STORE_DTYPE, shape=total)
+        self._data = FrameFile(os.path.join(self._spill_dir.name, "embeddings.f16"), total)
 
     def export(self) -> np.ndarray | None:
-        """The cached array (for saving sessions); None before any embedding exists."""
-        return self._data
+        """The cached (T, E, h, w) float16 array (for saving sessions); None before any embedding exists."""
+        return self._data.as_array() if isinstance(self._data, FrameFile) else self._data
 
     def restore(self, data: np.ndarray, computed: np.ndarray) -> None:
         """Adopt previously saved embeddings (shape (T, E, h, w) float16)."""

@@ -32,6 +32,16 @@ def click_radius(height: int, width: int, fraction: float = CLICK_RADIUS_FRACTIO
     return max(1.0, fraction * min(height, width))
 
 
+def _number(value: Any, what: str) -> float:
+    """``value`` as a float; bools, strings, containers and overflowing ints raise ScribbleError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ScribbleError(f"{what} must be a number, got {value!r:.40}")
+    try:
+        return float(value)
+    except OverflowError as error:
+        raise ScribbleError(f"{what} {value!r:.40} is too large") from error
+
+
 @dataclass(frozen=True)
 class Scribble:
     """One stroke (or one click) for one object.
@@ -54,7 +64,10 @@ class Scribble:
             raise ScribbleError(
                 f"object_id {self.object_id} is out of range: use 0 for background, 1..{MAX_OBJECT_ID} for objects"
             )
-        points = np.asarray(self.points, dtype=np.float64)
+        try:
+            points = np.asarray(self.points, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ScribbleError(f"scribble points must be (x, y) number pairs, got {self.points!r:.60}") from error
         if points.ndim == 1 and points.size == 2:
             points = points.reshape(1, 2)
         if points.ndim != 2 or points.shape[1] != 2:
@@ -63,9 +76,11 @@ class Scribble:
             raise ScribbleError("a scribble has no points: draw at least one point, or leave the stroke out")
         if not np.all(np.isfinite(points)):
             raise ScribbleError("scribble points contain NaN or infinity")
-        if self.radius is not None and not (math.isfinite(self.radius) and self.radius > 0):
+        radius = None if self.radius is None else _number(self.radius, "scribble radius")
+        if radius is not None and not (math.isfinite(radius) and radius > 0):
             raise ScribbleError(f"scribble radius must be a positive number of pixels, got {self.radius!r}")
         object.__setattr__(self, "object_id", int(self.object_id))
+        object.__setattr__(self, "radius", radius)
         points.setflags(write=False)
         object.__setattr__(self, "points", points)
 
@@ -107,9 +122,11 @@ class Box:
         if isinstance(self.object_id, bool) or not isinstance(self.object_id, (int, np.integer)) \
                 or not 1 <= int(self.object_id) <= MAX_OBJECT_ID:
             raise ScribbleError(f"a box needs an object id in 1..{MAX_OBJECT_ID}, got {self.object_id!r}")
-        values = (self.x0, self.y0, self.x1, self.y1)
-        if not all(math.isfinite(float(v)) for v in values):
+        values = tuple(_number(v, "box corner") for v in (self.x0, self.y0, self.x1, self.y1))
+        if not all(math.isfinite(v) for v in values):
             raise ScribbleError("box corners must be finite numbers")
+        for name, value in zip(("x0", "y0", "x1", "y1"), values):
+            object.__setattr__(self, name, value)
         if not (self.x1 > self.x0 and self.y1 > self.y0):
             raise ScribbleError(f"box ({self.x0}, {self.y0}) - ({self.x1}, {self.y1}) is empty: x1 > x0 and y1 > y0")
         object.__setattr__(self, "object_id", int(self.object_id))
@@ -189,7 +206,10 @@ def make_annotation(frame: int, scribbles: Iterable[Scribble | Box], num_frames:
 
 def validate_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     """A read-only (H, W) uint8 copy of an id mask, or ScribbleError saying what is wrong."""
-    array = np.asarray(mask)
+    try:
+        array = np.asarray(mask)
+    except (TypeError, ValueError) as error:
+        raise ScribbleError(f"a mask annotation must be an (H, W) integer array, got {type(mask).__name__}") from error
     if array.shape != (height, width):
         raise ScribbleError(f"a mask annotation must have the frame's shape ({height}, {width}), got {array.shape}")
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
@@ -217,7 +237,10 @@ def parse_davis(data: Mapping[str, Any], num_frames: int, width: int, height: in
             f'"scribbles" has {len(per_frame)} frames but the video has {num_frames}: '
             "the scribble file belongs to another video"
         )
-    frames = [index for index, strokes in enumerate(per_frame) if strokes]
+    for index, strokes in enumerate(per_frame):
+        if not isinstance(strokes, Sequence) or isinstance(strokes, (str, bytes)):
+            raise ScribbleError(f'"scribbles"[{index}] must be a list of strokes (empty for an unannotated frame)')
+    frames = [index for index, strokes in enumerate(per_frame) if len(strokes)]
     if not frames:
         raise ScribbleError("the scribble dict has no strokes on any frame")
     if len(frames) > 1:
@@ -247,7 +270,7 @@ def _parse_davis_stroke(stroke: Any, frame: int, width: int, height: int) -> Scr
         object_id = int(object_id)
     radius = stroke.get("radius")
     return Scribble(object_id, path * np.array([width, height], dtype=np.float64),
-                    None if radius is None else float(radius) * max(width, height))
+                    None if radius is None else _number(radius, f"frame {frame}: stroke radius") * max(width, height))
 
 
 def to_davis(annotations: Iterable[Annotation], num_frames: int, width: int, height: int) -> dict[str, Any]:
@@ -295,7 +318,8 @@ def rasterize(scribbles: Sequence[Scribble], frame_size: tuple[int, int], grid_s
         fixed = np.round(points * (1 << shift)).astype(np.int32)
         value = int(scribble.object_id)
         if scribble.radius is not None:
-            radius = max(1, int(round(scribble.radius * float(scale.mean()))))
+            # A disc wider than the grid's half-perimeter covers it all; larger ones overflow OpenCV.
+            radius = max(1, round(min(scribble.radius * float(scale.mean()), float(grid_h + grid_w))))
             thickness = 2 * radius + 1
         else:
             radius, thickness = max(0, min_thickness // 2), max(1, min_thickness)
