@@ -90,11 +90,13 @@ def test_cancel_and_early_close_leave_the_session_as_it_was(tiny_model, video) -
         for index, _ in session.propagate(cancel=lambda: len(seen) >= 2):
             seen.append(index)
     assert_same(before, snapshot(session))
+    assert session.pending is None, "a cancelled round's scribbles are dropped, as before interact()"
     session.interact([Scribble(1, [[30, 20], [34, 30]])], frame=6)
     generator = session.propagate()
     next(generator)
     generator.close()
     assert_same(before, snapshot(session))
+    assert session.pending is None
     # The session still works after a cancelled round, and the result is the uncancelled one's.
     session.interact([Scribble(1, [[30, 20], [34, 30]])], frame=6)
     list(session.propagate())

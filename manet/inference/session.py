@@ -262,6 +262,8 @@ class Session:
                 self._commit(pending, propagator, new_cache, time.perf_counter() - started)
             else:
                 self._local.discard_last_round()
+                if self._pending is pending:
+                    self._pending = None
 
     def run_round(self, scribbles: ScribbleInput, frame: int | None = None,
                   progress: ProgressCallback | None = None,

@@ -1,0 +1,171 @@
+/**
+ * Pointer, wheel and keyboard input of one annotator view.
+ *
+ * Left button / pen / touch draws with the selected object, the right button draws background,
+ * the middle button or Space + drag pans, the wheel zooms about the pointer. Keys are handled on
+ * the focusable root, and every key event stops propagating there so JupyterLab's command-mode
+ * shortcuts (a, b, d d, ...) never see keys meant for the annotator (the root also carries
+ * `data-lm-suppress-shortcuts` for hosts that listen in the capture phase).
+ */
+import { actionForKey, type KeyAction } from "./keyboard";
+import { pressureScale, StrokeBuilder } from "./strokes";
+import { frameAtX } from "./timeline";
+import type { AnnotatorView } from "./view";
+
+const EDITABLE = new Set(["INPUT", "SELECT", "TEXTAREA", "BUTTON"]);
+
+export function bindInput(v: AnnotatorView): () => void {
+  const { canvas, root, timeline } = v.ui;
+  let spaceHeld = false;
+  let pan: { x: number; y: number; id: number } | null = null;
+  const local = (e: MouseEvent): [number, number] => {
+    const rect = canvas.getBoundingClientRect();
+    return [e.clientX - rect.left, e.clientY - rect.top];
+  };
+
+  const onPointerDown = (e: PointerEvent): void => {
+    root.focus({ preventScroll: true });
+    const [sx, sy] = local(e);
+    if (e.button === 1 || (e.button === 0 && spaceHeld)) {
+      pan = { x: sx, y: sy, id: e.pointerId };
+    } else if (e.button === 0 || e.button === 2) {
+      if (v.get("tool") !== "scribble") return;
+      const objectId = e.button === 2 ? 0 : v.get("active_object");
+      const [ix, iy] = v.view.toImage(sx, sy);
+      if (!v.view.contains(ix, iy)) return;
+      const spacing = Math.max(0.5, 1.5 / v.view.scale);
+      v.builder = new StrokeBuilder(objectId, v.get("brush_radius"), v.get("width"), v.get("height"), spacing);
+      v.builder.add(ix, iy, pressureScale(e.pressure, e.pointerType));
+    } else {
+      return;
+    }
+    e.preventDefault();
+    canvas.setPointerCapture?.(e.pointerId);
+    v.invalidate();
+  };
+
+  const onPointerMove = (e: PointerEvent): void => {
+    const [sx, sy] = local(e);
+    if (pan !== null && e.pointerId === pan.id) {
+      v.view.panBy(sx - pan.x, sy - pan.y);
+      pan = { ...pan, x: sx, y: sy };
+    } else if (v.builder !== null) {
+      const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
+      for (const c of events.length > 0 ? events : [e]) {
+        const [cx, cy] = local(c);
+        const [ix, iy] = v.view.toImage(cx, cy);
+        v.builder.add(ix, iy, pressureScale(c.pressure, c.pointerType));
+      }
+    }
+    const [ix, iy] = v.view.toImage(sx, sy);
+    v.cursor = e.pointerType === "touch" ? null : { x: ix, y: iy };
+    v.invalidate();
+  };
+
+  const onPointerUp = (e: PointerEvent): void => {
+    if (pan !== null && e.pointerId === pan.id) pan = null;
+    if (v.builder !== null) {
+      if (e.type === "pointerup" && v.builder.pointCount > 0) v.strokes.add(v.frame, v.builder.stroke());
+      v.builder = null;
+      v.afterStrokesChanged();
+    }
+    canvas.releasePointerCapture?.(e.pointerId);
+  };
+
+  const onWheel = (e: WheelEvent): void => {
+    e.preventDefault();
+    const [sx, sy] = local(e);
+    const delta = e.deltaMode === 1 ? e.deltaY * 16 : e.deltaY;
+    v.view.zoomAt(sx, sy, Math.exp(-delta * 0.0015));
+    v.invalidate();
+  };
+
+  const onKeyDown = (e: KeyboardEvent): void => {
+    e.stopPropagation();
+    const target = e.target as HTMLElement | null;
+    if (target !== null && target !== root && EDITABLE.has(target.tagName)) {
+      if (target.tagName !== "BUTTON" || e.key === "Enter" || e.key === " ") return;
+    }
+    if (e.key === " ") {
+      spaceHeld = true;
+      canvas.style.cursor = "grab";
+      e.preventDefault();
+      return;
+    }
+    const action = actionForKey(e);
+    if (action === null) return;
+    e.preventDefault();
+    perform(v, action);
+  };
+
+  const onKeyUp = (e: KeyboardEvent): void => {
+    e.stopPropagation();
+    if (e.key === " ") {
+      spaceHeld = false;
+      canvas.style.cursor = "";
+    }
+  };
+
+  const onLeave = (): void => {
+    v.cursor = null;
+    v.invalidate();
+  };
+  const noMenu = (e: Event): void => e.preventDefault();
+
+  let scrubbing = false;
+  const scrub = (e: PointerEvent): void => {
+    const rect = timeline.getBoundingClientRect();
+    v.setFrame(frameAtX(e.clientX - rect.left, v.get("num_frames"), rect.width));
+  };
+  const onTimelineDown = (e: PointerEvent): void => {
+    scrubbing = true;
+    timeline.setPointerCapture?.(e.pointerId);
+    scrub(e);
+  };
+  const onTimelineMove = (e: PointerEvent): void => {
+    if (scrubbing) scrub(e);
+  };
+  const onTimelineUp = (): void => {
+    scrubbing = false;
+  };
+
+  const bindings: [EventTarget, string, EventListener, AddEventListenerOptions?][] = [
+    [canvas, "pointerdown", onPointerDown as EventListener],
+    [canvas, "pointermove", onPointerMove as EventListener],
+    [canvas, "pointerup", onPointerUp as EventListener],
+    [canvas, "pointercancel", onPointerUp as EventListener],
+    [canvas, "pointerleave", onLeave],
+    [canvas, "wheel", onWheel as EventListener, { passive: false }],
+    [canvas, "contextmenu", noMenu],
+    [root, "keydown", onKeyDown as EventListener],
+    [root, "keyup", onKeyUp as EventListener],
+    [timeline, "pointerdown", onTimelineDown as EventListener],
+    [timeline, "pointermove", onTimelineMove as EventListener],
+    [timeline, "pointerup", onTimelineUp],
+  ];
+  for (const [target, type, listener, options] of bindings) target.addEventListener(type, listener, options);
+  return () => {
+    for (const [target, type, listener] of bindings) target.removeEventListener(type, listener);
+  };
+}
+
+export function perform(v: AnnotatorView, action: KeyAction): void {
+  switch (action.kind) {
+    case "step": v.setFrame(v.frame + action.delta); break;
+    case "first": v.setFrame(0); break;
+    case "last": v.setFrame(v.get("num_frames") - 1); break;
+    case "play": v.togglePlay(); break;
+    case "select": v.selectObject(action.objectId); break;
+    case "run": v.run(); break;
+    case "cancel": v.send({ type: "cancel" }); break;
+    case "undo": v.strokes.undo(v.frame); v.afterStrokesChanged(); break;
+    case "redo": v.strokes.redo(v.frame); v.afterStrokesChanged(); break;
+    case "clear": v.strokes.clear(v.frame); v.afterStrokesChanged(); break;
+    case "brush": v.set("brush_radius", Math.min(200, Math.max(0.5, v.get("brush_radius") * action.factor))); break;
+    case "fit": v.view.fit(); v.invalidate(); break;
+    case "cycleMap": v.cycleMap(); break;
+    case "toggleMode": v.set("overlay_mode", v.get("overlay_mode") === "fill" ? "outline" : "fill"); break;
+    case "suggested": if (v.get("suggested_frame") >= 0) v.setFrame(v.get("suggested_frame")); break;
+    case "help": v.ui.help.hidden = !v.ui.help.hidden; break;
+  }
+}

@@ -1,0 +1,294 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { zlibSync } from "fflate";
+import type { AnyModel } from "@anywidget/types";
+import { decodeRun, type OutgoingMessage } from "../protocol";
+import type { Traits } from "../traits";
+import { AnnotatorView } from "../view";
+
+type Handler = (...args: unknown[]) => void;
+
+class FakeModel {
+  traits: Traits;
+  handlers = new Map<string, Handler[]>();
+  sent: { content: OutgoingMessage; buffers?: ArrayBuffer[] }[] = [];
+
+  constructor(overrides: Partial<Traits> = {}) {
+    this.traits = {
+      num_frames: 10, height: 60, width: 80, objects: [{ id: 1, name: "object 1", color: "#e6194b" },
+        { id: 2, name: "object 2", color: "#3cb44b" }],
+      round_index: 0, status: "idle", progress: { done: 0, total: 0 }, error: "", suggested_frame: -1,
+      annotated_frames: [], round_history: [], mask_version: 0, protocol_version: 1, frame_index: 0,
+      active_object: 1, overlay_opacity: 0.5, overlay_mode: "fill", map_overlay: "none", brush_radius: 4,
+      tool: "scribble", play_fps: 12, canvas_height: 480, ...overrides,
+    };
+  }
+
+  get(key: string): unknown {
+    return this.traits[key];
+  }
+
+  set(key: string, value: unknown): void {
+    const changed = this.traits[key] !== value;
+    this.traits[key] = value;
+    if (changed) this.emit(`change:${key}`);
+  }
+
+  save_changes(): void {}
+
+  on(event: string, handler: Handler): void {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), handler]);
+  }
+
+  off(event: string, handler: Handler): void {
+    this.handlers.set(event, (this.handlers.get(event) ?? []).filter((h) => h !== handler));
+  }
+
+  emit(event: string, ...args: unknown[]): void {
+    for (const h of this.handlers.get(event) ?? []) h(...args);
+  }
+
+  send(content: OutgoingMessage, _callbacks?: unknown, buffers?: ArrayBuffer[]): void {
+    this.sent.push({ content, buffers });
+  }
+
+  receive(content: unknown, buffers: Uint8Array[] = []): void {
+    this.emit("msg:custom", content, buffers.map((b) => new DataView(b.buffer, b.byteOffset, b.byteLength)));
+  }
+
+  ofType<T extends OutgoingMessage["type"]>(type: T): Extract<OutgoingMessage, { type: T }>[] {
+    return this.sent.map((s) => s.content).filter((c): c is Extract<OutgoingMessage, { type: T }> => c.type === type);
+  }
+}
+
+const drawn: { canvas: HTMLCanvasElement; op: string; args: unknown[] }[] = [];
+
+function mockContext(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
+  const target: Record<string, unknown> = {
+    createImageData: (w: number, h: number) => ({ data: new Uint8ClampedArray(w * h * 4), width: w, height: h }),
+    measureText: () => ({ width: 10 }),
+  };
+  return new Proxy(target, {
+    get(t, prop: string) {
+      if (prop in t) return t[prop];
+      return (...args: unknown[]) => { drawn.push({ canvas, op: prop, args }); };
+    },
+    set(t, prop: string, value) {
+      t[prop] = value;
+      return true;
+    },
+  }) as unknown as CanvasRenderingContext2D;
+}
+
+const contexts = new WeakMap<HTMLCanvasElement, CanvasRenderingContext2D>();
+
+beforeEach(() => {
+  drawn.length = 0;
+  vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockImplementation(function (this: HTMLCanvasElement) {
+    let ctx = contexts.get(this);
+    if (ctx === undefined) {
+      ctx = mockContext(this);
+      contexts.set(this, ctx);
+    }
+    return ctx as never;
+  });
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+  document.body.replaceChildren();
+});
+
+function setup(overrides: Partial<Traits> = {}): { model: FakeModel; view: AnnotatorView } {
+  const model = new FakeModel(overrides);
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const decoder = async (): Promise<CanvasImageSource> => document.createElement("canvas");
+  const view = new AnnotatorView(model as unknown as AnyModel<Traits>, el, decoder);
+  return { model, view };
+}
+
+function pointer(target: EventTarget, type: string, x: number, y: number, init: PointerEventInit = {}): void {
+  target.dispatchEvent(new PointerEvent(type, {
+    clientX: x, clientY: y, pointerId: 1, pointerType: "mouse", bubbles: true, cancelable: true, ...init,
+  }));
+}
+
+function key(target: EventTarget, k: string, init: KeyboardEventInit = {}): KeyboardEvent {
+  const event = new KeyboardEvent("keydown", { key: k, bubbles: true, cancelable: true, ...init });
+  target.dispatchEvent(event);
+  return event;
+}
+
+const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 40));
+
+describe("AnnotatorView", () => {
+  it("asks for the first frame and lists the objects with a background row", () => {
+    const { model, view } = setup();
+    expect(model.ofType("request_frame")[0]).toEqual({ type: "request_frame", index: 0 });
+    const rows = [...view.ui.objectList.querySelectorAll<HTMLElement>(".manet-object")];
+    expect(rows.map((r) => r.dataset.objectId)).toEqual(["0", "1", "2"]);
+    expect(rows[1]!.classList.contains("manet-active")).toBe(true);
+    expect(view.ui.run.disabled).toBe(true);
+  });
+
+  it("captures a stroke in image pixels under zoom and sends it on Enter", () => {
+    const { model, view } = setup();
+    view.view.zoomAt(100, 50, 2);
+    view.view.panBy(-10, 5);
+    const screen: [number, number][] = [[120, 60], [140, 70], [160, 90]];
+    pointer(view.ui.canvas, "pointerdown", ...screen[0]!, { button: 0 });
+    pointer(view.ui.canvas, "pointermove", ...screen[1]!, { buttons: 1 });
+    pointer(view.ui.canvas, "pointermove", ...screen[2]!, { buttons: 1 });
+    pointer(view.ui.canvas, "pointerup", ...screen[2]!);
+    expect(view.ui.run.disabled).toBe(false);
+    key(view.ui.root, "Enter");
+    key(view.ui.root, "Enter"); // a second Enter before the kernel answers sends nothing
+    expect(model.ofType("run")).toHaveLength(1);
+    const sent = model.sent.find((s) => s.content.type === "run")!;
+    const content = sent.content as Extract<OutgoingMessage, { type: "run" }>;
+    expect(content.frame).toBe(0);
+    const [stroke] = decodeRun(content.strokes, sent.buffers![0]!);
+    expect(stroke!.objectId).toBe(1);
+    expect(stroke!.radius).toBe(4);
+    const expected = screen.flatMap(([x, y]) => view.view.toImage(x, y));
+    stroke!.points.forEach((value, i) => expect(value).toBeCloseTo(expected[i]!, 4));
+  });
+
+  it("draws background with the right button and pans with Space + drag", () => {
+    const { view } = setup();
+    pointer(view.ui.canvas, "pointerdown", 100, 100, { button: 2 });
+    pointer(view.ui.canvas, "pointerup", 100, 100, { button: 2 });
+    expect(view.strokes.get(0).map((s) => s.objectId)).toEqual([0]);
+    const before = view.view.offsetX;
+    key(view.ui.root, " ");
+    pointer(view.ui.canvas, "pointerdown", 100, 100, { button: 0 });
+    pointer(view.ui.canvas, "pointermove", 130, 100, { buttons: 1 });
+    pointer(view.ui.canvas, "pointerup", 130, 100);
+    view.ui.root.dispatchEvent(new KeyboardEvent("keyup", { key: " ", bubbles: true }));
+    expect(view.view.offsetX).toBeCloseTo(before + 30);
+    expect(view.strokes.get(0)).toHaveLength(1);
+  });
+
+  it("keeps key events from reaching JupyterLab and steps frames", () => {
+    const { model, view } = setup();
+    const outside = vi.fn();
+    document.addEventListener("keydown", outside);
+    const event = key(view.ui.root, "ArrowRight");
+    document.removeEventListener("keydown", outside);
+    expect(outside).not.toHaveBeenCalled();
+    expect(event.defaultPrevented).toBe(true);
+    expect(view.frame).toBe(1);
+    expect(model.ofType("request_frame").map((m) => m.index)).toContain(1);
+    key(view.ui.root, "2");
+    expect(model.traits.active_object).toBe(2);
+    key(view.ui.root, "b");
+    expect(model.traits.active_object).toBe(0);
+  });
+
+  it("does not treat typing in the export path as shortcuts", () => {
+    const { view } = setup();
+    const typed = key(view.ui.exportPath, "2");
+    expect(typed.defaultPrevented).toBe(false);
+    expect(view.get("active_object")).toBe(1);
+  });
+
+  it("undoes and redoes strokes before a round with Ctrl+Z / Ctrl+Shift+Z", () => {
+    const { view } = setup();
+    pointer(view.ui.canvas, "pointerdown", 50, 50, { button: 0 });
+    pointer(view.ui.canvas, "pointerup", 50, 50);
+    key(view.ui.root, "z", { ctrlKey: true });
+    expect(view.strokes.get(0)).toHaveLength(0);
+    key(view.ui.root, "Z", { ctrlKey: true, shiftKey: true });
+    expect(view.strokes.get(0)).toHaveLength(1);
+    key(view.ui.root, "c");
+    expect(view.strokes.get(0)).toHaveLength(0);
+  });
+
+  it("draws streamed masks, then commits them and forgets the run strokes", async () => {
+    const { model, view } = setup();
+    pointer(view.ui.canvas, "pointerdown", 50, 50, { button: 0 });
+    pointer(view.ui.canvas, "pointerup", 50, 50);
+    view.run();
+    const ids = new Uint8Array(80 * 60);
+    ids.fill(1, 0, 800);
+    const header = { dtype: "uint8", shape: [60, 80], encoding: "zlib" };
+    model.receive({ type: "round_started", round: 1, frame: 0 });
+    model.set("status", "propagating");
+    await nextFrame();
+    expect(view.stats.interactiveDrawnAt).toBe(0); // drawn, but not yet with the round's mask
+    model.receive({ type: "mask", index: 0, version: 0, pending: true, header }, [zlibSync(ids)]);
+    await nextFrame();
+    expect(view.stats.interactiveDrawnAt).toBeGreaterThan(0);
+    expect(view.masks.get(0, false)).toEqual(ids);
+    model.receive({ type: "mask", index: 1, version: 0, pending: true, header: { ...header, encoding: "empty" } });
+    model.receive({ type: "round_finished", round: 1, version: 1 });
+    model.set("round_index", 1);
+    model.set("mask_version", 1);
+    model.set("status", "idle");
+    expect(view.strokes.get(0)).toHaveLength(0);
+    expect(view.masks.get(1, true)).toBeNull();
+    expect(view.masks.get(0, true)).toEqual(ids);
+    expect(model.ofType("request_mask")).toHaveLength(0);
+  });
+
+  it("fetches committed masks lazily after an undo changes the version", async () => {
+    const { model } = setup({ round_index: 1, mask_version: 1 });
+    await nextFrame();
+    expect(model.ofType("request_mask").map((m) => m.index)).toEqual([0]);
+    model.set("mask_version", 2);
+    await nextFrame();
+    expect(model.ofType("request_mask").map((m) => m.index)).toEqual([0, 0]);
+  });
+
+  it("shows kernel errors in a banner that can be dismissed", () => {
+    const { model, view } = setup();
+    model.set("error", "ScribbleError: points outside the frame");
+    expect(view.ui.errorBanner.hidden).toBe(false);
+    expect(view.ui.errorText.textContent).toContain("outside the frame");
+    view.ui.errorClose.click();
+    expect(view.ui.errorBanner.hidden).toBe(true);
+    expect(model.traits.error).toBe("");
+  });
+
+  it("requests the selected object's matching map when the overlay is on", async () => {
+    const { model } = setup({ round_index: 1, mask_version: 1, active_object: 2 });
+    model.set("map_overlay", "global");
+    await nextFrame();
+    expect(model.ofType("request_map")).toEqual([{ type: "request_map", index: 0, object_id: 2, kind: "global" }]);
+  });
+});
+
+describe("playback and timeline", () => {
+  it("plays through cached frames, waits for missing ones, and stops at the end", async () => {
+    vi.useFakeTimers();
+    try {
+      const { model, view } = setup({ num_frames: 4, play_fps: 10 });
+      for (let t = 0; t < 4; t++) {
+        model.receive({ type: "frame", index: t, header: { dtype: "uint8", shape: [60, 80, 3], encoding: "jpeg" } },
+          [new Uint8Array([255, 216, t])]);
+      }
+      await vi.advanceTimersByTimeAsync(10);
+      expect(view.hasFrame(3)).toBe(true);
+      key(view.ui.root, "p");
+      expect(view.playing).toBe(true);
+      await vi.advanceTimersByTimeAsync(450);
+      expect(view.frame).toBe(3);
+      expect(view.playing).toBe(false);
+      await vi.advanceTimersByTimeAsync(300);
+      expect(model.traits.frame_index).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("scrubs to the frame under the pointer", () => {
+    const { view } = setup({ num_frames: 100 });
+    vi.spyOn(view.ui.timeline, "getBoundingClientRect").mockReturnValue(
+      { left: 0, top: 0, width: 416, height: 34, right: 416, bottom: 34, x: 0, y: 0, toJSON: () => ({}) });
+    pointer(view.ui.timeline, "pointerdown", 8 + 200, 10);
+    expect(view.frame).toBe(50);
+    pointer(view.ui.timeline, "pointermove", 8 + 400, 10);
+    expect(view.frame).toBe(100 - 1);
+    pointer(view.ui.timeline, "pointerup", 8 + 400, 10);
+  });
+});

@@ -1,0 +1,45 @@
+/** The synced traits of `manet_widget.Annotator` (keep in step with `manet_widget/widget.py`). */
+import type { MapOverlay } from "./protocol";
+import type { OverlayMode } from "./codecs";
+
+export interface ObjectEntry {
+  id: number;
+  name: string;
+  color: string;
+}
+
+export interface RoundEntry {
+  round: number;
+  frame: number;
+  objects: number[];
+  strokes: number;
+  seconds: number;
+}
+
+export type Status = "idle" | "preparing" | "running" | "propagating" | "cancelling" | "exporting";
+
+export interface Traits {
+  num_frames: number;
+  height: number;
+  width: number;
+  objects: ObjectEntry[];
+  round_index: number;
+  status: Status;
+  progress: { done: number; total: number };
+  error: string;
+  suggested_frame: number;
+  annotated_frames: number[];
+  round_history: RoundEntry[];
+  mask_version: number;
+  protocol_version: number;
+  frame_index: number;
+  active_object: number;
+  overlay_opacity: number;
+  overlay_mode: OverlayMode;
+  map_overlay: MapOverlay;
+  brush_radius: number;
+  tool: "scribble";
+  play_fps: number;
+  canvas_height: number;
+  [key: string]: unknown;
+}

@@ -1,0 +1,187 @@
+"""``Annotator``: the anywidget that shows a video, takes scribbles and runs MA-Net rounds.
+
+The synced traits hold only state a view can rebuild from (see ``js/widget.ts``); frames and
+masks travel as binary custom messages handled by :class:`~manet_widget.controller.AnnotatorController`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from manet.inference.scribbles import Scribble
+from manet_widget.controller import AnnotatorController
+
+STATIC = Path(__file__).parent / "static"
+_MISSING_BUNDLE = """
+export default { render({ el }) {
+  el.innerHTML = '<pre style="color:#c00">manet_widget: the front end is not built. ' +
+    'Run `npm ci && npm run build` in the source tree (or reinstall the package).</pre>';
+} };
+"""
+MAP_OVERLAYS = ("none", "global", "local", "augmented")
+TOOLS = ("scribble",)
+
+
+def _asset(name: str, fallback: str) -> Path | str:
+    path = STATIC / name
+    return path if path.exists() else fallback
+
+
+class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
+    """Annotate a video interactively with scribbles; MA-Net propagates them to every frame.
+
+    Args:
+        session: a ``manet.Session`` holding the video and the model.
+        prepare: compute all frame embeddings in the background right away, so the first
+            round starts fast.
+        jpeg_quality: quality of the frames sent to the browser.
+
+    Keys (with the widget focused): arrows step, ``p`` plays, 1-9 pick an object, ``0``/``b``
+    the background brush, Enter runs a round, Escape cancels, ``[``/``]`` brush size,
+    Ctrl+Z / Ctrl+Shift+Z undo and redo strokes, ``c`` clears the frame's strokes, ``f`` fits
+    the view, ``m`` cycles the matching-map overlay, ``o`` toggles fill/outline, ``s`` jumps to
+    the suggested frame. Wheel zooms; drag with Space or the middle button pans.
+    """
+
+    _esm = _asset("widget.js", _MISSING_BUNDLE)
+    _css = _asset("widget.css", "")
+
+    # Written by the kernel (the controller): what the session holds.
+    num_frames = traitlets.Int(0).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)
+    width = traitlets.Int(0).tag(sync=True)
+    objects = traitlets.List(traitlets.Dict()).tag(sync=True)
+    round_index = traitlets.Int(0).tag(sync=True)
+    status = traitlets.Unicode("idle").tag(sync=True)
+    progress = traitlets.Dict({"done": 0, "total": 0}).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    suggested_frame = traitlets.Int(-1).tag(sync=True)
+    annotated_frames = traitlets.List(traitlets.Int()).tag(sync=True)
+    round_history = traitlets.List(traitlets.Dict()).tag(sync=True)
+    mask_version = traitlets.Int(0).tag(sync=True)
+    protocol_version = traitlets.Int(1).tag(sync=True)
+
+    # Written by the view (or from Python): how it looks.
+    frame_index = traitlets.Int(0).tag(sync=True)
+    active_object = traitlets.Int(1).tag(sync=True)
+    overlay_opacity = traitlets.Float(0.5, min=0.0, max=1.0).tag(sync=True)
+    overlay_mode = traitlets.Enum(("fill", "outline"), "fill").tag(sync=True)
+    map_overlay = traitlets.Enum(MAP_OVERLAYS, "none").tag(sync=True)
+    brush_radius = traitlets.Float(6.0, min=0.5, max=200.0).tag(sync=True)
+    tool = traitlets.Enum(TOOLS, "scribble").tag(sync=True)
+    play_fps = traitlets.Float(12.0, min=1.0, max=60.0).tag(sync=True)
+    canvas_height = traitlets.Int(480).tag(sync=True)
+
+    def __init__(self, session: Any, *, prepare: bool = True, jpeg_quality: int = 85, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # self.log is the kernel's logger: errors land in the server log, not in a random cell.
+        self._controller = AnnotatorController(session, self, jpeg_quality=jpeg_quality, logger=self.log)
+        with self.hold_sync():
+            for name, value in self._controller.initial_state().items():
+                setattr(self, name, value)
+            self.brush_radius = float(max(2.0, round(min(session.height, session.width) / 60)))
+        self.on_msg(self._on_custom_message)
+        if prepare:
+            self._controller.start_prepare()
+
+    @classmethod
+    def from_video(cls, video: Any, model: Any = None, *, session_config: Any = None,
+                   **kwargs: Any) -> Annotator:
+        """Open ``video`` (path, folder of images or (T, H, W, 3) uint8 RGB array) in a new session.
+
+        ``model=None`` loads the shipped weights with ``manet.load_model()``.
+        """
+        import manet
+
+        if model is None:
+            model = manet.load_model()
+        return cls(manet.Session(model, video, config=session_config), **kwargs)
+
+    # ------------------------------------------------------------------ Frontend protocol
+    def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """Send one custom message to every view."""
+        self.send(content, buffers)
+
+    def update_state(self, values: Mapping[str, Any]) -> None:
+        """Set synced traits together (one state message)."""
+        with self.hold_sync():
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    def _on_custom_message(self, _widget: Any, content: Any, buffers: Sequence[Any]) -> None:
+        self._controller.handle_message(content, buffers)
+
+    # ------------------------------------------------------------------ Python API
+    @property
+    def session(self) -> Any:
+        return self._controller.session
+
+    @property
+    def controller(self) -> AnnotatorController:
+        return self._controller
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(T, H, W) uint8 object ids of the last committed round (0 = background)."""
+        return self._controller.masks
+
+    @property
+    def busy(self) -> bool:
+        return self._controller.busy
+
+    def run(self, scribbles: Sequence[Scribble], frame: int, wait: bool = True,
+            timeout: float | None = None) -> None:
+        """Run a round from Python, shown live in the widget; ``wait`` blocks until it ends."""
+        self._controller.start_round(scribbles, frame)
+        if wait:
+            self.wait(timeout)
+
+    def cancel(self) -> None:
+        """Stop the running propagation between two frames; the previous round stays."""
+        self._controller.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no round, export or warm-up runs; True if idle."""
+        return self._controller.wait(timeout)
+
+    def undo_round(self) -> None:
+        self._controller.undo_round()
+
+    def reset(self) -> None:
+        self._controller.reset()
+
+    def add_object(self, name: str | None = None) -> int:
+        """List a new object to annotate; returns its id (the smallest free one)."""
+        return self._controller.add_object(name)
+
+    def rename_object(self, object_id: int, name: str) -> None:
+        self._controller.rename_object(object_id, name)
+
+    def delete_object(self, object_id: int) -> None:
+        """Remove an object from the list (refused while committed rounds hold its masks)."""
+        self._controller.delete_object(object_id)
+
+    def refresh(self) -> None:
+        """Re-read rounds and masks after the session was changed directly from Python."""
+        self._controller._after_rounds_changed()
+
+    def export_png(self, folder: str | Path) -> None:
+        """One PNG id mask per frame into ``folder`` (runs in the background; see ``wait``)."""
+        self._controller.start_export("png", str(folder))
+
+    def export_npz(self, path: str | Path) -> None:
+        self._controller.start_export("npz", str(path))
+
+    def export_coco(self, path: str | Path) -> None:
+        self._controller.start_export("coco", str(path))
+
+    def export_video(self, path: str | Path) -> None:
+        """The video with the masks drawn over it."""
+        self._controller.start_export("video", str(path))
+

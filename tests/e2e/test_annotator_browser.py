@@ -1,0 +1,144 @@
+"""End to end: the annotator in a real JupyterLab 4 and Notebook 7, in headless Chromium, on a real
+video with the real session (tiny random model). Draws with the mouse, runs a round, cancels a
+propagation, and checks the kernel, the session and the canvas pixels. Screenshots go to
+``tests/e2e/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+STATE = ("import json, hashlib\n"
+         "s = annotator.session\n"
+         "print(json.dumps({'rounds': len(s.rounds), 'pending': s.pending is not None,"
+         " 'masks_md5': hashlib.md5(annotator.masks.tobytes()).hexdigest(),"
+         " 'session_md5': hashlib.md5(s.masks.tobytes()).hexdigest(),"
+         " 'object_pixels': int((s.masks > 0).sum()), 'error': annotator.error}))")
+
+
+def kernel_state(notebook: Any) -> dict[str, Any]:
+    return json.loads(notebook.run_python(STATE))
+
+
+def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any, new_page: Any,
+                                        artifacts: Path) -> None:
+    notebook = open_notebook(jupyter_server.url("/lab/tree/annotate.ipynb"))
+    page = new_page
+    before = kernel_state(notebook)
+    assert before["rounds"] == 0 and before["object_pixels"] == 0
+
+    # Keys typed in the widget must not reach JupyterLab (command-mode "a"/"b" insert cells).
+    cells = "window.jupyterapp.shell.currentWidget.content.widgets.length"
+    count = page.evaluate(f"() => {cells}")
+    notebook.view("v.ui.root.focus()")
+    for key in ("a", "b", "1", "ArrowRight", "ArrowLeft"):
+        page.keyboard.press(key)
+    assert page.evaluate(f"() => {cells}") == count
+    assert notebook.view("v.get('active_object')") == 1 and notebook.view("v.frame") == 0
+
+    # Scribble across the red disc of frame 0 (centre (100, 135), radius 40) and press Enter.
+    notebook.snapshot_canvas("beforeRound")
+    drawn = [(75.0, 125.0), (100.0, 140.0), (125.0, 130.0)]
+    notebook.scribble(drawn)
+    assert notebook.view("v.strokes.get(0).length") == 1
+    page.keyboard.press("Enter")
+    notebook.wait("v.get('round_index') === 1 && v.get('status') === 'idle' && !v.masks.running", timeout=180_000)
+    stats = notebook.view("v.stats")
+    assert stats["interactiveDrawnAt"] > stats["runSentAt"] > 0
+    assert len(stats["pendingMaskTimes"]) == 20
+
+    # The kernel received the scribble in original-frame pixels, and the session has masks.
+    scribble = json.loads(notebook.run_python(
+        "a = annotator.session.rounds[0].annotation\n"
+        "print(json.dumps({'frame': a.frame, 'ids': [x.object_id for x in a.scribbles],"
+        " 'first': a.scribbles[0].points[0].tolist(), 'last': a.scribbles[0].points[-1].tolist(),"
+        " 'radius': a.scribbles[0].radius}))"))
+    assert scribble["frame"] == 0 and scribble["ids"] == [1]
+    for got, want in ((scribble["first"], drawn[0]), (scribble["last"], drawn[-1])):
+        assert abs(got[0] - want[0]) < 2.5 and abs(got[1] - want[1]) < 2.5, (got, want)
+    after_round = kernel_state(notebook)
+    assert after_round["rounds"] == 1 and after_round["object_pixels"] > 0 and after_round["error"] == ""
+    assert after_round["masks_md5"] == after_round["session_md5"]
+    notebook.wait("v.stats.draws > 0")
+    page.wait_for_timeout(200)
+    assert notebook.changed_pixels("beforeRound") > 500  # the mask overlay (and no stroke) now
+    root = page.locator(".manet-annotator")
+    root.screenshot(path=str(artifacts / "jupyterlab_after_round.png"))
+
+    # Second round on frame 10, cancelled while it streams: the first round's result stays.
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    notebook.wait("v.frame === 10 && v.hasFrame(10)")
+    notebook.snapshot_canvas("beforeCancel")
+    notebook.scribble([(180.0, 130.0), (220.0, 140.0)])
+    # Press Cancel from inside the page as soon as the second streamed mask lands (a click from
+    # Python could come too late on a fast machine, after the 20 frames are done).
+    notebook.view("""(() => { const original = v.onMessage; window.roundEnd = null;
+      v.onMessage = (msg, buffers) => {
+        original.call(v, msg, buffers);
+        if (msg.type === 'mask' && msg.pending && v.stats.pendingMaskTimes.length === 2) v.ui.cancel.click();
+        if (msg.type === 'round_cancelled' || msg.type === 'round_finished') { window.roundEnd = msg.type; v.onMessage = original; }
+      }; })()""")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.roundEnd !== null", timeout=120_000)
+    assert page.evaluate("() => window.roundEnd") == "round_cancelled"
+    notebook.wait("v.get('status') === 'idle' && !v.masks.running")
+    assert notebook.view("v.stats.pendingMaskTimes.length") < 20
+    after_cancel = kernel_state(notebook)
+    assert after_cancel["rounds"] == 1 and not after_cancel["pending"]
+    assert after_cancel["masks_md5"] == after_round["masks_md5"] == after_cancel["session_md5"]
+    assert notebook.view("v.get('round_index')") == 1
+    assert notebook.view("v.strokes.get(10).length") == 1  # the strokes stay for another try
+    root.screenshot(path=str(artifacts / "jupyterlab_after_cancel.png"))
+
+    # The session still works after the cancel: run the kept strokes to completion.
+    notebook.view("v.run()")
+    notebook.wait("v.get('round_index') === 2 && v.get('status') === 'idle' && !v.masks.running", timeout=180_000)
+    assert kernel_state(notebook)["rounds"] == 2
+
+    # Export from the side panel; a failing export shows its error in the banner.
+    target = jupyter_server.root / "masks.npz"
+    page.select_option(".manet-export select", "npz")
+    page.fill(".manet-path", str(target))
+    page.get_by_role("button", name="Export the masks of the last round").click()
+    notebook.wait("v.ui.hint.textContent.startsWith('saved')", timeout=60_000)
+    assert notebook.run_python(
+        f"import numpy as np; print(bool((np.load({str(target)!r})['masks'] == annotator.masks).all()))").strip() == "True"
+    page.select_option(".manet-export select", "png")
+    page.fill(".manet-path", str(jupyter_server.root))
+    page.get_by_role("button", name="Export the masks of the last round").click()
+    notebook.wait("v.get('error') !== '' && !v.ui.errorBanner.hidden", timeout=60_000)
+    assert page.locator(".manet-error").is_visible()
+    root.screenshot(path=str(artifacts / "jupyterlab_error_banner.png"))
+    page.get_by_role("button", name="Dismiss").click()
+    notebook.wait("v.ui.errorBanner.hidden && v.get('error') === ''")
+    notebook.view("v.set('map_overlay', 'global')")
+    notebook.wait("v.stats.draws > 0 && !!v.mapCacheSize()", timeout=30_000)
+    page.wait_for_timeout(300)
+    root.screenshot(path=str(artifacts / "jupyterlab_global_map.png"))
+    notebook.view("v.set('map_overlay', 'none')")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_timeout(1500)
+    root.screenshot(path=str(artifacts / "jupyterlab_dark_theme.png"))
+    errors = [line for line in new_page.console_log if line.startswith("pageerror")]
+    assert not errors, errors
+
+
+def test_renders_and_draws_in_notebook_7(jupyter_server: Any, open_notebook: Any, new_page: Any,
+                                         artifacts: Path) -> None:
+    notebook = open_notebook(jupyter_server.url("/notebooks/annotate_nb7.ipynb"))
+    notebook.snapshot_canvas("blank")
+    notebook.scribble([(330.0, 40.0), (390.0, 70.0)])
+    assert notebook.view("v.strokes.get(0).length") == 1
+    assert notebook.changed_pixels("blank") > 50
+    count = new_page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
+    new_page.keyboard.press("b")
+    new_page.keyboard.press("a")
+    assert new_page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length") == count
+    new_page.locator(".manet-annotator").screenshot(path=str(artifacts / "notebook7_stroke.png"))

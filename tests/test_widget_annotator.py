@@ -1,0 +1,101 @@
+"""``manet_widget.Annotator`` on a real session (tiny random model), without a browser: traits,
+messages sent to the front end, the Python API and the import direction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import manet
+from manet import Scribble
+from manet_widget import Annotator, protocol
+
+
+def tiny_video(frames: int = 5, height: int = 48, width: int = 64) -> np.ndarray:
+    video = np.full((frames, height, width, 3), 50, np.uint8)
+    for t in range(frames):
+        video[t, 12:36, 8 + 4 * t:32 + 4 * t] = (220, 40, 40)
+    return video
+
+
+@pytest.fixture
+def annotator() -> Annotator:
+    torch.manual_seed(0)
+    model = manet.load_model(weights=None, config=manet.ModelConfig.tiny())
+    widget = Annotator.from_video(tiny_video(), model=model)
+    assert widget.wait(30)
+    return widget
+
+
+def capture(widget: Annotator) -> list[tuple[dict[str, Any], list[bytes]]]:
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    widget.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))  # type: ignore[method-assign]
+    return sent
+
+
+def test_traits_describe_the_session(annotator: Annotator) -> None:
+    assert (annotator.num_frames, annotator.height, annotator.width) == (5, 48, 64)
+    assert annotator.objects == [{"id": 1, "name": "object 1", "color": "#e6194b"}]
+    assert annotator.status == "idle" and annotator.round_index == 0 and annotator.brush_radius == 2.0
+    assert annotator.masks.shape == (5, 48, 64) and not annotator.masks.any()
+    state = annotator.get_state()
+    assert {"frame_index", "overlay_opacity", "map_overlay", "tool", "mask_version"} <= set(state)
+
+
+def test_front_end_messages_drive_a_real_round(annotator: Annotator) -> None:
+    sent = capture(annotator)
+    scribbles = [Scribble(1, np.array([[12.0, 20.0], [28.0, 28.0]]), 3.0),
+                 Scribble(0, np.array([[55.0, 5.0], [60.0, 40.0]]), 2.0)]
+    meta, header, data = protocol.encode_strokes(scribbles)
+    annotator._on_custom_message(annotator, {"type": "run", "frame": 1, "strokes": meta, "header": header},
+                                 [memoryview(data)])
+    assert annotator.wait(60)
+    assert annotator.error == ""
+    kinds = [content["type"] for content, _ in sent]
+    assert kinds[0] == "round_started" and kinds[-1] == "round_finished"
+    assert sum(1 for content, _ in sent if content["type"] == "mask") == 5
+    round_record = annotator.session.rounds[0]
+    assert round_record.annotation.frame == 1
+    np.testing.assert_allclose(round_record.annotation.scribbles[0].points, scribbles[0].points)
+    assert annotator.round_index == 1 and annotator.annotated_frames == [1] and annotator.mask_version == 1
+    np.testing.assert_array_equal(annotator.masks, annotator.session.masks)
+    assert 0 <= annotator.suggested_frame < 5 and annotator.suggested_frame != 1
+
+
+def test_python_api_round_undo_and_map(annotator: Annotator) -> None:
+    annotator.run([Scribble(1, np.array([[15.0, 20.0], [25.0, 30.0]]), 3.0)], frame=0)
+    assert annotator.round_index == 1 and annotator.error == ""
+    sent = capture(annotator)
+    annotator._on_custom_message(annotator, {"type": "request_map", "index": 0, "object_id": 1, "kind": "global"}, [])
+    reply, buffers = sent[-1]
+    assert reply["type"] == "map" and reply["header"]["encoding"] == "zlib"
+    assert protocol.decode_array(reply["header"], buffers).shape == (48, 64)
+    annotator.undo_round()
+    assert annotator.round_index == 0 and not annotator.masks.any()
+
+
+def test_objects_from_python(annotator: Annotator) -> None:
+    assert annotator.add_object("car") == 2
+    annotator.rename_object(1, "dog")
+    assert [(o["id"], o["name"]) for o in annotator.objects] == [(1, "dog"), (2, "car")]
+    annotator.delete_object(2)
+    assert [o["id"] for o in annotator.objects] == [1]
+
+
+def test_errors_in_handlers_show_in_the_error_trait(annotator: Annotator) -> None:
+    sent = capture(annotator)
+    annotator._on_custom_message(annotator, {"type": "request_frame", "index": 99}, [])
+    assert annotator.error.startswith("FrameIndexError") and "outside the video" in annotator.error
+    assert sent[-1][0] == {"type": "error", "message": annotator.error}
+
+
+def test_library_never_imports_the_widget_stack() -> None:
+    code = ("import sys, manet; bad = [m for m in ('anywidget', 'ipywidgets', 'traitlets', 'manet_widget')"
+            " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
