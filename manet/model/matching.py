@@ -106,16 +106,17 @@ def local_matching_map(target: torch.Tensor, reference: torch.Tensor, reference_
     reference_tiles = reference_tiles.reshape(embedding_dim, tile * tile, rows * cols).permute(2, 1, 0)
     mask_tiles = F.unfold(F.pad(reference_masks.float(), pad)[None], tile, stride=block)[0] > 0.5
     mask_tiles = mask_tiles.reshape(channels, tile * tile, rows * cols).permute(2, 0, 1)
-    in_window = _window_mask(block, window, target.device)
+    # Out-of-window and out-of-object candidates are excluded by adding +inf, which broadcasts
+    # without building a boolean (blocks x block^2 x tile^2) mask per channel.
+    window_penalty = torch.zeros(_window_mask(block, window, target.device).shape, device=target.device)
+    window_penalty.masked_fill_(~_window_mask(block, window, target.device), float("inf"))
+    object_penalty = torch.zeros(mask_tiles.shape, device=target.device).masked_fill_(~mask_tiles, float("inf"))
     group = max(1, block_elements // (block * block * tile * tile))
     groups = []
     for start in range(0, rows * cols, group):
         batch = slice(start, start + group)
-        squared = _squared_distances(target_tiles[batch], reference_tiles[batch])
-        per_channel = []
-        for channel in range(channels):
-            valid = in_window[None] & mask_tiles[batch, channel, None, :]
-            per_channel.append(squared.masked_fill(~valid, float("inf")).amin(dim=-1))
+        squared = _squared_distances(target_tiles[batch], reference_tiles[batch]) + window_penalty
+        per_channel = [(squared + object_penalty[batch, channel, None, :]).amin(dim=-1) for channel in range(channels)]
         groups.append(torch.stack(per_channel, dim=1))
     result = torch.cat(groups)
     result = result.reshape(rows, cols, channels, block, block).permute(2, 0, 3, 1, 4)
