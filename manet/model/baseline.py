@@ -3,8 +3,9 @@
 The same pipeline as MA-Net (session, memories, matching maps) with the learned parts taken
 out: the embedding is the frozen EfficientNet-Lite0's stride-8 and stride-16 features,
 upsampled to stride 4 and L2-normalised per block, and the heads are replaced by the matching
-maps themselves (an object's logit is minus its smallest map value), so a pixel goes to the
-object whose annotated pixels it matches best. It measures what training adds.
+maps themselves (an object's logit is minus its global map value, read from the global memory),
+so a pixel goes to the object whose annotated pixels, over all rounds, it matches best. It
+measures what training adds.
 """
 
 from __future__ import annotations
@@ -62,4 +63,5 @@ class MatchingBaseline(MANet):
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
                            local_maps: torch.Tensor, previous_masks: torch.Tensor) -> torch.Tensor:
-        return -LOGIT_SCALE * torch.minimum(global_maps, local_maps).float()
+        # The global map only: matching to the previous frame's hard mask drifts.
+        return -LOGIT_SCALE * global_maps.float()
