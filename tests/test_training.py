@@ -32,7 +32,7 @@ def fixed_batch_loss(trainer: Trainer) -> float:
     trainer.dataset.set_epoch(0)
     batch = collate([trainer.dataset[index] for index in range(4)])
     with torch.no_grad():
-        return float(trainer.step_module(batch, 1.0))
+        return float(trainer.step_module(batch, 1.0, np.random.default_rng(0)))
 
 
 def test_stage1_loss_decreases_on_a_tiny_dataset(dataset: Path, tmp_path: Path) -> None:
@@ -104,3 +104,19 @@ def test_two_process_ddp_keeps_replicas_identical(dataset: Path, tmp_path: Path)
     for value in untrained.model.parameters():
         digest.update(value.detach().cpu().numpy().tobytes())
     assert digest.hexdigest() != digests[0], "the replicas trained"
+
+
+def test_propagation_head_alone_with_scribble_references(dataset: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = TrainConfig(steps=3, train_encoder=False, perturb_scale=3.0, scribble_reference_probability=1.0, **TINY)
+    trainer = Trainer(config, dataset, None, tmp_path / "run", ModelConfig.tiny())
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer.run()
+    after = trainer.model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("propagation_head.") for name in changed), changed
+    truth = np.zeros((256, 256), np.int64)
+    truth[8:72, 8:72] = 1
+    labels = trainer.step_module._reference_labels(torch.from_numpy(truth), 2, (64, 64), np.random.default_rng(0))
+    assert 0 < int((labels == 1).sum()) < 16 * 16, "a scribble, not the whole mask"
+    assert int((labels == 0).sum()) > 0 and bool((labels[-1, -1] == 0)), "the ROI background"

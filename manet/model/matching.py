@@ -144,10 +144,14 @@ def pool_masks(masks: torch.Tensor) -> torch.Tensor:
 
 
 def pool_labels(labels: torch.Tensor, channels: int) -> torch.Tensor:
-    """Downsample a (h, w) channel-index map by 2 into (C, h/2, w/2) one-hot bool by majority."""
+    """Downsample a (h, w) channel-index map by 2 into (C, h/2, w/2) bool masks.
+
+    A pooled cell belongs to every channel present in its 2x2 block (masks may overlap at
+    boundaries): a majority vote would erase objects of one or two cells, and with them their
+    local matching reference.
+    """
     one_hot = F.one_hot(labels.long(), channels).permute(2, 0, 1).float()
-    pooled = F.avg_pool2d(one_hot[None], 2, ceil_mode=True)[0]
-    return F.one_hot(pooled.argmax(0), channels).permute(2, 0, 1).bool()
+    return F.max_pool2d(one_hot[None], 2, ceil_mode=True)[0] > 0.5
 
 
 def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -30,6 +30,7 @@ from manet.config import ModelConfig
 from manet.errors import CheckpointError
 from manet.model.checkpoint import load_checkpoint, save_checkpoint
 from manet.model.network import MANet
+from manet.train.augment import PerturbConfig
 from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
 from manet.train.losses import bootstrap_fraction
 from manet.train.steps import InteractionStep, PropagationStep
@@ -43,7 +44,11 @@ class TrainConfig:
     """Hyper-parameters of one training run (paper values scaled to a CPU budget).
 
     ``learning_rate`` is the poly schedule's start; ``bootstrap_end`` the hardest-pixel fraction
-    reached at ``steps`` (the paper: 100% -> 15%).
+    reached at ``steps`` (the paper: 100% -> 15%). Stage 1 only: ``train_encoder=False`` trains
+    the propagation head alone on a fixed encoder; ``perturb_scale`` scales how badly the
+    previous-frame mask is damaged; ``scribble_reference_probability`` is how often the global
+    map's reference is a simulated first-round scribble (with the ROI background) instead of
+    the reference frame's full mask, as in round 1 of real use.
     """
 
     stage: Stage = "stage1"
@@ -60,6 +65,9 @@ class TrainConfig:
     max_objects: int = 3
     rounds: int = 3
     freeze_backbone: bool = True
+    train_encoder: bool = True
+    perturb_scale: float = 1.0
+    scribble_reference_probability: float = 0.0
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
@@ -86,7 +94,8 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     """The model to train: from ``init`` (e.g. stage 1's result for stage 2) or fresh."""
     torch.manual_seed(config.seed)
     model = load_checkpoint(init) if init is not None else MANet(model_config)
-    trainable = {"stage1": ("encoder.", "propagation_head."), "stage2": ("interaction_head.",)}[config.stage]
+    stage1 = ("encoder.", "propagation_head.") if config.train_encoder else ("propagation_head.",)
+    trainable = {"stage1": stage1, "stage2": ("interaction_head.",)}[config.stage]
     for name, parameter in model.named_parameters():
         frozen_backbone = config.freeze_backbone and name.startswith("encoder.backbone.")
         parameter.requires_grad = name.startswith(trainable) and not frozen_backbone
@@ -101,6 +110,16 @@ def set_train_mode(model: MANet, config: TrainConfig) -> None:
             if not any(parameter.requires_grad for parameter in module.parameters()):
                 module.eval()
     del config
+
+
+def scaled_perturbation(scale: float) -> PerturbConfig:
+    """The default previous-mask damage with sizes and blob probabilities scaled by ``scale``."""
+    base = PerturbConfig()
+    return dataclasses.replace(
+        base, size_relative_limit=base.size_relative_limit * scale,
+        max_morph_radius=max(1, round(base.max_morph_radius * scale)), max_shift=max(1, round(base.max_shift * scale)),
+        drop_blob_probability=min(0.9, base.drop_blob_probability * scale),
+        add_blob_probability=min(0.9, base.add_blob_probability * scale))
 
 
 class Trainer:
@@ -124,7 +143,7 @@ class Trainer:
         if config.stage == "stage1":
             self.dataset: TripletDataset | FrameDataset = TripletDataset(
                 folder, crop, composite_probability=config.composite_probability,
-                max_objects=config.max_objects, seed=config.seed)
+                max_objects=config.max_objects, seed=config.seed, perturb=scaled_perturbation(config.perturb_scale))
         else:
             self.dataset = FrameDataset(folder, crop, composite_probability=config.composite_probability,
                                         seed=config.seed, max_objects=config.max_objects)
@@ -133,7 +152,10 @@ class Trainer:
 
     def _step_module(self) -> nn.Module:
         if self.config.stage == "stage1":
-            return PropagationStep(self.model, self.config.window)
+            from manet.eval.robot import robot_scribbles
+
+            return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,
+                                   robot_scribbles)
         from manet.eval.robot import robot_scribbles
 
         def first_round(truth: np.ndarray, prediction: np.ndarray, ids: list[int],
@@ -186,10 +208,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(self.step)
             fraction = bootstrap_fraction(self.step, self.config.steps, 1.0, self.config.bootstrap_end)
-            if self.config.stage == "stage1":
-                loss = self.wrapped(batch, fraction)
-            else:
-                loss = self.wrapped(batch, fraction, rng)
+            loss = self.wrapped(batch, fraction, rng)
             if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower --lr and resume")
             self.optimizer.zero_grad(set_to_none=True)

@@ -72,24 +72,38 @@ def embed_for_training(model: MANet, images: torch.Tensor) -> torch.Tensor:
 
 
 class PropagationStep(nn.Module):
-    """forward(batch, top_fraction) -> mean loss over the batch's triplets."""
+    """forward(batch, top_fraction, rng) -> mean loss over the batch's triplets.
 
-    def __init__(self, model: MANet, window: int) -> None:
+    The global map's reference is the reference frame's ground truth, or, with probability
+    ``scribble_probability``, a simulated first-round scribble of it plus the ROI background,
+    which is what the global memory holds after round 1 in real use.
+    """
+
+    def __init__(self, model: MANet, window: int, scribble_probability: float = 0.0,
+                 robot: Robot | None = None, roi_margin: int = 20) -> None:
         super().__init__()
         self.model = model
         self.window = window
+        self.scribble_probability = scribble_probability
+        self.robot = robot
+        self.roi_margin = roi_margin
 
-    def forward(self, batch: dict[str, Any], top_fraction: float) -> torch.Tensor:
+    def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
         images = batch["images"]  # (B, 3, 3, H, W)
         size = images.shape[0]
-        embeddings = embed_for_training(self.model, images.flatten(0, 1)).unflatten(0, (size, 3))
+        if any(parameter.requires_grad for parameter in self.model.encoder.parameters()):
+            embeddings = embed_for_training(self.model, images.flatten(0, 1))
+        else:
+            with torch.no_grad():
+                embeddings = embed_for_training(self.model, images.flatten(0, 1))
+        embeddings = embeddings.unflatten(0, (size, 3))
         grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
         losses = []
         for index in range(size):
             channels = int(batch["num_objects"][index]) + 1
             reference, previous, current = embeddings[index]
             masks = batch["masks"][index]
-            reference_ids = to_grid(masks[0], grid)
+            reference_ids = self._reference_labels(masks[0], channels, grid, rng)
             pixels = reference.flatten(1).t()
             references = [pixels[(reference_ids == c).flatten()] for c in range(channels)]
             global_maps = global_matching_map(current, references)
@@ -101,6 +115,19 @@ class PropagationStep(nn.Module):
                                                    one_hot_grid(previous_ids, channels))
             losses.append(upsampled_loss(logits, masks[2], top_fraction))
         return torch.stack(losses).mean()
+
+
+    def _reference_labels(self, truth: torch.Tensor, channels: int, grid: tuple[int, int],
+                          rng: np.random.Generator) -> torch.Tensor:
+        """(h, w) reference ids for the global map; -1 where a pixel is no reference."""
+        if self.robot is None or rng.random() >= self.scribble_probability:
+            return to_grid(truth, grid)
+        ids = truth.numpy().astype(np.uint8)
+        strokes = self.robot(ids, np.zeros_like(ids), list(range(1, channels)), rng)
+        if not strokes:
+            return to_grid(truth, grid)
+        labels = stroke_labels(Annotation(0, tuple(strokes)), ids.shape, grid, True, self.roi_margin)
+        return torch.from_numpy(labels.astype(np.int64))
 
 
 class InteractionStep(nn.Module):
