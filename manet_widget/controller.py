@@ -4,11 +4,13 @@
 session calls and reports back through a :class:`Frontend`: binary replies with
 ``send_message`` and state with ``update_state`` (the widget's synced traits).
 
-Threading: rounds, exports and the optional embedding warm-up run on one worker thread at a
-time, so the kernel's main thread stays free to serve frames and to receive ``cancel``. Session
-calls that touch round state hold ``session_lock``; propagation takes it one frame at a time, so
-a request from the main thread waits for at most one frame. Frames are read without the lock
-(the session's video source is thread-safe).
+Threading: rounds, exports, autosaves and the optional embedding warm-up run on one worker
+thread at a time (:class:`~manet_widget.jobs.Worker`), so the kernel's main thread stays free to
+serve frames and to receive ``cancel``. Session calls that touch round state hold
+``session_lock``; propagation takes it one frame at a time, so a request from the main thread
+waits for at most one frame. Frames are read without the lock (the session's video source is
+thread-safe). An autosave runs on the worker after the round it saves, without the lock: while it
+runs, verbs that change rounds wait for it or queue behind it, so the session it reads is stable.
 """
 
 from __future__ import annotations
@@ -17,20 +19,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from manet.errors import PropagationCancelled, SessionStateError, UnknownObjectError
-from manet.inference.scribbles import Scribble, make_annotation
+from manet.inference.scribbles import Box, Scribble, click_radius, make_annotation
 from manet_widget import protocol
 from manet_widget.exporting import run_export
 from manet_widget.frame_cache import JpegCache
+from manet_widget.jobs import (CANCELLING, EXPORTING, IDLE, PREPARING, PROPAGATING, RUNNING, SAVING,
+                               Worker)
 from manet_widget.objects import ObjectList
 
 LOGGER = logging.getLogger("manet_widget")
-IDLE, PREPARING, RUNNING, PROPAGATING, CANCELLING, EXPORTING = (
-    "idle", "preparing", "running", "propagating", "cancelling", "exporting")
+__all__ = ["AnnotatorController", "Autosave", "Frontend", "CANCELLING", "EXPORTING", "IDLE", "PREPARING",
+           "PROPAGATING", "RUNNING", "SAVING"]
 
 
 class Frontend(Protocol):
@@ -39,6 +44,26 @@ class Frontend(Protocol):
     def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None: ...
 
     def update_state(self, values: Mapping[str, Any]) -> None: ...
+
+
+class Autosave(Protocol):
+    """Where committed rounds are saved (see :class:`manet_widget.autosave.SessionAutosave`)."""
+
+    folder: Path
+
+    def save(self, objects: Sequence[Mapping[str, Any]]) -> Path: ...
+
+    def save_objects(self, objects: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+def describe_round(position: int, record: Any) -> dict[str, Any]:
+    """One entry of the ``round_history`` trait: frame, objects and what the user gave."""
+    annotation = record.annotation
+    clicks = sum(1 for s in annotation.scribbles if s.points.shape[0] == 1 and s.radius is not None)
+    return {"round": position + 1, "frame": int(annotation.frame), "objects": list(annotation.object_ids),
+            "strokes": len(annotation.scribbles) - clicks, "clicks": clicks,
+            "boxes": len(getattr(annotation, "boxes", ())), "mask": getattr(annotation, "mask", None) is not None,
+            "seconds": round(float(record.seconds), 3)}
 
 
 class AnnotatorController:
@@ -50,20 +75,21 @@ class AnnotatorController:
         jpeg_quality: quality of frames sent to the browser (1..100).
         frame_cache_mb: budget of the encoded-frame cache.
         logger: where failures are logged besides the widget (default: ``manet_widget``).
+        autosave: saves the session after every committed round, undo and reset (None: off).
     """
 
     def __init__(self, session: Any, frontend: Frontend, *, jpeg_quality: int = 85,
-                 frame_cache_mb: float = 64.0, logger: logging.Logger | None = None) -> None:
+                 frame_cache_mb: float = 64.0, logger: logging.Logger | None = None,
+                 autosave: Autosave | None = None) -> None:
         self.session = session
         self.logger = logger or LOGGER
         self.frontend = frontend
         self.jpeg_quality = int(jpeg_quality)
+        self.autosave = autosave
         self.session_lock = threading.RLock()
         self._state_lock = threading.RLock()
         self._frames = JpegCache(int(frame_cache_mb * 2**20))
-        self._cancel = threading.Event()
-        self._job: threading.Thread | None = None
-        self._job_kind = IDLE
+        self._worker = Worker(self._state_lock, lambda status: self._update(status=status), self.report_error)
         self._version = 0
         self._objects = ObjectList(list(session.object_ids))
         self._committed: np.ndarray | None = np.array(session.masks) if session.rounds else None
@@ -71,7 +97,8 @@ class AnnotatorController:
             protocol.RequestFrame: self._on_request_frame,
             protocol.RequestMask: self._on_request_mask,
             protocol.RequestMap: self._on_request_map,
-            protocol.RunRound: lambda r: self.start_round(r.scribbles, r.frame),
+            protocol.RunRound: self._on_run,
+            protocol.ApplyMask: lambda r: self.start_mask_round(r.mask, r.frame),
             protocol.Cancel: lambda r: self.cancel(),
             protocol.UndoRound: lambda r: self.undo_round(),
             protocol.Reset: lambda r: self.reset(),
@@ -87,16 +114,16 @@ class AnnotatorController:
         return {
             "num_frames": int(self.session.num_frames), "height": int(self.session.height),
             "width": int(self.session.width), "objects": self._objects.to_json(),
-            "status": self._job_kind if self.busy else IDLE, "progress": {"done": 0, "total": 0},
-            "error": "", "mask_version": self._version, **self._round_state(),
+            "status": self._worker.kind if self.busy else IDLE, "progress": {"done": 0, "total": 0},
+            "error": "", "mask_version": self._version,
+            "click_radius": float(click_radius(int(self.session.height), int(self.session.width))),
+            "autosave_path": "" if self.autosave is None else str(self.autosave.folder),
+            "autosave_state": "off" if self.autosave is None else "ready", **self._round_state(),
         }
 
     def _round_state(self) -> dict[str, Any]:
         rounds = list(self.session.rounds)
-        history = [{"round": position + 1, "frame": int(record.annotation.frame),
-                    "objects": list(record.annotation.object_ids),
-                    "strokes": len(record.annotation.scribbles), "seconds": round(float(record.seconds), 3)}
-                   for position, record in enumerate(rounds)]
+        history = [describe_round(position, record) for position, record in enumerate(rounds)]
         suggested = -1
         if rounds:
             try:
@@ -116,8 +143,8 @@ class AnnotatorController:
 
     @property
     def busy(self) -> bool:
-        """True while a round, export or warm-up runs on the worker thread."""
-        return self._job is not None and self._job.is_alive()
+        """True while a round, export, autosave or warm-up runs on the worker thread."""
+        return self._worker.busy
 
     @property
     def masks(self) -> np.ndarray:
@@ -169,7 +196,7 @@ class AnnotatorController:
     def _on_request_map(self, request: protocol.RequestMap) -> None:
         reply: dict[str, Any] = {"type": "map", "index": request.index, "object_id": request.object_id,
                                  "kind": request.kind, "version": self._version}
-        if self.busy and self._job_kind != PREPARING:
+        if self.busy and self._worker.kind not in (PREPARING, SAVING):
             reply.update(header={"encoding": "none"}, reason="maps show once the running round is done")
             self._send(reply)
             return
@@ -195,17 +222,23 @@ class AnnotatorController:
         upsample = getattr(self.session, "upsample_map", None)
         return np.asarray(upsample(grid_map) if upsample is not None else grid_map, dtype=np.float32)
 
-    def _edit_objects(self, edit: Callable[[ObjectList], Any]) -> None:
+    def _on_run(self, request: protocol.RunRound) -> None:
+        default = click_radius(int(self.session.height), int(self.session.width))
+        clicks = [click.to_scribble(default) for click in request.clicks]
+        self.start_round([*request.scribbles, *clicks, *request.boxes], request.frame)
+
+    # ------------------------------------------------------------------ objects
+    def _edit_objects(self, edit: Callable[[ObjectList], Any]) -> Any:
         with self._state_lock:
-            edit(self._objects)
+            result = edit(self._objects)
             self._update(objects=self._objects.to_json())
+        if self.autosave is not None:
+            self.autosave.save_objects(self._objects.to_json())
+        return result
 
     def add_object(self, name: str | None = None) -> int:
         """List a new object (smallest free id) and return its id."""
-        with self._state_lock:
-            item = self._objects.add(name)
-            self._update(objects=self._objects.to_json())
-        return item.id
+        return int(self._edit_objects(lambda objects: objects.add(name).id))
 
     def rename_object(self, object_id: int, name: str) -> None:
         self._edit_objects(lambda objects: objects.rename(object_id, name))
@@ -219,25 +252,51 @@ class AnnotatorController:
             raise UnknownObjectError(f"object {object_id} is not in the list; listed ids: {self._objects.ids}")
         self._edit_objects(lambda objects: objects.delete(object_id))
 
-    # ------------------------------------------------------------------ verbs
-    def start_round(self, scribbles: Sequence[Scribble], frame: int) -> None:
-        """Validate scribbles on ``frame`` and start interact + propagate on the worker thread.
+    def restore_objects(self, entries: Sequence[tuple[int, str]]) -> None:
+        """List saved ``(id, name)`` objects again (after resuming from an autosave)."""
+        def restore(objects: ObjectList) -> None:
+            for object_id, name in entries:
+                if 1 <= object_id <= 255 and name.strip():
+                    objects.ensure(object_id)
+                    objects.rename(object_id, name)
+        self._edit_objects(restore)
 
-        Raises at once (on the caller's thread) when busy or when the scribbles are invalid.
-        """
-        annotation = make_annotation(frame, scribbles, self.session.num_frames, self.session.width,
-                                     self.session.height)
+    def _list_objects(self, object_ids: Sequence[int]) -> None:
         with self._state_lock:
-            for object_id in annotation.object_ids:
-                if self._objects.ensure(object_id):
-                    self._update(objects=self._objects.to_json())
-            self._start_job(RUNNING, lambda: self._round_job(annotation.scribbles, annotation.frame))
+            if any([self._objects.ensure(object_id) for object_id in object_ids]):
+                self._update(objects=self._objects.to_json())
+
+    # ------------------------------------------------------------------ verbs
+    def start_round(self, prompts: Sequence[Scribble | Box], frame: int) -> None:
+        """Validate prompts (strokes, clicks, boxes) on ``frame`` and start interact + propagate on
+        the worker thread.
+
+        Raises at once (on the caller's thread) when busy or when the prompts are invalid.
+        """
+        annotation = make_annotation(frame, prompts, self.session.num_frames, self.session.width,
+                                     self.session.height)
+        given = [*annotation.scribbles, *annotation.boxes]
+        self._list_objects(annotation.object_ids)
+        self._start_job(RUNNING, lambda: self._round_job(lambda: self.session.interact(given, frame=annotation.frame),
+                                                         annotation.frame))
+
+    def start_mask_round(self, mask: np.ndarray, frame: int) -> None:
+        """Start a round whose interactive frame is exactly ``mask`` ((H, W) ids), then propagate.
+
+        Raises at once (``ScribbleError``) when the mask has another shape than the video's frames.
+        """
+        annotation = make_annotation(frame, [], self.session.num_frames, self.session.width,
+                                     self.session.height, mask=mask)
+        self._list_objects(annotation.object_ids)
+        self._start_job(RUNNING, lambda: self._round_job(
+            lambda: self.session.interact_mask(annotation.mask, annotation.frame), annotation.frame))
 
     def cancel(self) -> None:
         """Ask the running propagation to stop after the current frame (no-op when idle)."""
-        if self.busy and self._job_kind in (RUNNING, PROPAGATING):
-            self._cancel.set()
-            self._update(status=CANCELLING)
+        with self._state_lock:
+            if self.busy and self._worker.kind in (RUNNING, PROPAGATING):
+                self._worker.cancel.set()
+                self._update(status=CANCELLING)
 
     def undo_round(self) -> None:
         """Drop the last committed round (refused while a round runs)."""
@@ -245,6 +304,7 @@ class AnnotatorController:
         with self.session_lock:
             self.session.undo_round()
         self._after_rounds_changed()
+        self._start_autosave()
 
     def reset(self) -> None:
         """Forget every round (refused while a round runs)."""
@@ -252,6 +312,7 @@ class AnnotatorController:
         with self.session_lock:
             self.session.reset()
         self._after_rounds_changed()
+        self._start_autosave()
 
     def start_export(self, export_format: str, path: str) -> None:
         """Write the committed masks on the worker thread; replies ``exported`` when done."""
@@ -268,57 +329,31 @@ class AnnotatorController:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker is idle; True if it is."""
-        job = self._job
-        if job is not None:
-            job.join(timeout)
-        return not self.busy
+        return self._worker.wait(timeout)
 
     # ------------------------------------------------------------------ worker
     def _refuse_if_busy(self, action: str) -> None:
-        if self.busy and self._job_kind != PREPARING:
-            raise SessionStateError(f"cannot {action} while {self._job_kind}: wait, or press Cancel first")
+        self._worker.wait_for_save()
+        if self.busy and self._worker.kind != PREPARING:
+            raise SessionStateError(f"cannot {action} while {self._worker.kind}: wait, or press Cancel first")
 
     def _start_job(self, kind: str, work: Callable[[], None]) -> None:
         with self._state_lock:
-            previous = self._job
-            if self.busy and self._job_kind != PREPARING:
-                raise SessionStateError(f"busy ({self._job_kind}): wait for it to finish or press Cancel")
-            self._cancel.clear()
-            self._job_kind = kind
+            self._worker.start(kind, work)
             self._update(status=kind, error="", progress={"done": 0, "total": 0})
-            thread = threading.Thread(target=self._run_job, args=(kind, work, previous),
-                                      name=f"manet-widget-{kind}", daemon=True)
-            self._job = thread
-            thread.start()
-
-    def _run_job(self, kind: str, work: Callable[[], None], previous: threading.Thread | None) -> None:
-        if previous is not None:  # a warm-up still running: queue behind it
-            previous.join()
-        try:
-            self._job_kind = kind
-            self._update(status=kind)
-            work()
-        except Exception as error:  # noqa: BLE001 - reported to the user, never lost in a thread
-            self.report_error(error)
-        finally:
-            with self._state_lock:
-                if self._job is threading.current_thread():
-                    self._job_kind = IDLE
-                    self._update(status=IDLE)
 
     def _progress(self, done: int, total: int) -> None:
         self._update(progress={"done": int(done), "total": int(total)})
 
-    def _round_job(self, scribbles: Sequence[Scribble], frame: int) -> None:
+    def _round_job(self, start: Callable[[], np.ndarray], frame: int) -> None:
         number = len(self.session.rounds) + 1
         total = int(self.session.num_frames)
         self._send({"type": "round_started", "round": number, "frame": frame})
         with self.session_lock:
-            mask = self.session.interact(list(scribbles), frame=frame)
+            mask = start()
         self._send_pending_mask(frame, mask)
-        self._job_kind = PROPAGATING
-        self._update(status=CANCELLING if self._cancel.is_set() else PROPAGATING,
-                     progress={"done": 1, "total": total})
+        self._worker.switch(PROPAGATING, CANCELLING if self._worker.cancel.is_set() else PROPAGATING)
+        self._update(progress={"done": 1, "total": total})
         try:
             self._propagate(frame, total)
         except PropagationCancelled:
@@ -328,11 +363,14 @@ class AnnotatorController:
         except BaseException:
             self._discard_pending()
             raise
+        if self.autosave is not None:  # before round_finished: a Run sent on seeing it queues behind
+            self._worker.switch(SAVING)
         self._after_rounds_changed(finished_round=number)
+        self._save_now()
 
     def _propagate(self, frame: int, total: int) -> None:
         done = {frame}
-        generator = self.session.propagate(cancel=self._cancel.is_set)
+        generator = self.session.propagate(cancel=self._worker.cancel.is_set)
         last_progress = 0.0
         try:
             while True:
@@ -375,6 +413,24 @@ class AnnotatorController:
             if finished_round is not None:
                 self._send({"type": "round_finished", "round": finished_round, "version": self._version})
             self._update(mask_version=self._version, objects=self._objects.to_json(), **state)
+
+    def _start_autosave(self) -> None:
+        if self.autosave is not None:
+            self._start_job(SAVING, self._save_now)
+
+    def _save_now(self) -> None:
+        """Autosave on the worker thread; a failure reaches the error banner, the round stays."""
+        if self.autosave is None:
+            return
+        self._worker.switch(SAVING)
+        self._update(autosave_state="saving")
+        try:
+            self.autosave.save(self._objects.to_json())
+        except Exception as error:  # noqa: BLE001 - shown to the user; the session is unchanged
+            self._update(autosave_state="error")
+            self.report_error(error)
+            return
+        self._update(autosave_state="saved")
 
     def _export_job(self, export_format: str, path: str, masks: np.ndarray) -> None:
         names = {item["id"]: item["name"] for item in self._objects.to_json()}

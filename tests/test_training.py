@@ -120,3 +120,20 @@ def test_propagation_head_alone_with_scribble_references(dataset: Path, tmp_path
     labels = trainer.step_module._reference_labels(torch.from_numpy(truth), 2, (64, 64), np.random.default_rng(0))
     assert 0 < int((labels == 1).sum()) < 16 * 16, "a scribble, not the whole mask"
     assert int((labels == 0).sum()) > 0 and bool((labels[-1, -1] == 0)), "the ROI background"
+
+
+def test_compose_takes_heads_from_runs_on_the_same_encoder(dataset: Path, tmp_path: Path) -> None:
+    from manet.errors import CheckpointError
+    from manet.train.export import compose
+
+    torch.set_num_threads(1)
+    stage1 = Trainer(TrainConfig(steps=2, **TINY), dataset, None, tmp_path / "s1", ModelConfig.tiny()).run()
+    stage2 = Trainer(TrainConfig(stage="stage2", steps=2, **TINY), dataset, None, tmp_path / "s2", init=stage1).run()
+    composed = compose(stage1, {"interaction_head.": stage2})
+    expected = load_checkpoint(stage2).state_dict()
+    for name, value in composed.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    other = Trainer(TrainConfig(steps=3, seed=5, **{**TINY, "seed": 5}), dataset, None, tmp_path / "other",
+                    ModelConfig.tiny()).run()
+    with pytest.raises(CheckpointError, match="different encoder"):
+        compose(stage1, {"interaction_head.": other})
