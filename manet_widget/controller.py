@@ -29,13 +29,11 @@ from manet.inference.scribbles import Box, Scribble, click_radius, make_annotati
 from manet_widget import protocol
 from manet_widget.exporting import run_export
 from manet_widget.frame_cache import JpegCache
-from manet_widget.jobs import (CANCELLING, EXPORTING, IDLE, PREPARING, PROPAGATING, RUNNING, SAVING,
-                               Worker)
+from manet_widget.jobs import CANCELLING, EXPORTING, IDLE, PREPARING, PROPAGATING, RUNNING, SAVING, Worker
 from manet_widget.objects import ObjectList
+from manet_widget.replies import map_reply, round_state
 
 LOGGER = logging.getLogger("manet_widget")
-__all__ = ["AnnotatorController", "Autosave", "Frontend", "CANCELLING", "EXPORTING", "IDLE", "PREPARING",
-           "PROPAGATING", "RUNNING", "SAVING"]
 
 
 class Frontend(Protocol):
@@ -54,16 +52,6 @@ class Autosave(Protocol):
     def save(self, objects: Sequence[Mapping[str, Any]]) -> Path: ...
 
     def save_objects(self, objects: Sequence[Mapping[str, Any]]) -> None: ...
-
-
-def describe_round(position: int, record: Any) -> dict[str, Any]:
-    """One entry of the ``round_history`` trait: frame, objects and what the user gave."""
-    annotation = record.annotation
-    clicks = sum(1 for s in annotation.scribbles if s.points.shape[0] == 1 and s.radius is not None)
-    return {"round": position + 1, "frame": int(annotation.frame), "objects": list(annotation.object_ids),
-            "strokes": len(annotation.scribbles) - clicks, "clicks": clicks,
-            "boxes": len(getattr(annotation, "boxes", ())), "mask": getattr(annotation, "mask", None) is not None,
-            "seconds": round(float(record.seconds), 3)}
 
 
 class AnnotatorController:
@@ -122,16 +110,7 @@ class AnnotatorController:
         }
 
     def _round_state(self) -> dict[str, Any]:
-        rounds = list(self.session.rounds)
-        history = [describe_round(position, record) for position, record in enumerate(rounds)]
-        suggested = -1
-        if rounds:
-            try:
-                suggested = int(self.session.suggest_frame())
-            except SessionStateError:
-                suggested = -1
-        return {"round_index": len(rounds), "annotated_frames": [h["frame"] for h in history],
-                "round_history": history, "suggested_frame": suggested}
+        return round_state(self.session)
 
     def _update(self, **values: Any) -> None:
         with self._state_lock:
@@ -194,33 +173,11 @@ class AnnotatorController:
                     "header": header}, buffers)
 
     def _on_request_map(self, request: protocol.RequestMap) -> None:
-        reply: dict[str, Any] = {"type": "map", "index": request.index, "object_id": request.object_id,
-                                 "kind": request.kind, "version": self._version}
-        if self.busy and self._worker.kind not in (PREPARING, SAVING):
-            reply.update(header={"encoding": "none"}, reason="maps show once the running round is done")
-            self._send(reply)
-            return
-        if not self.session.rounds:
-            reply.update(header={"encoding": "none"}, reason="run a round first: maps come from its memories")
-            self._send(reply)
-            return
+        busy = self.busy and self._worker.kind not in (PREPARING, SAVING)
         with self.session_lock:
-            maps = self.session.maps(request.index, request.object_id)
-            grid_map = getattr(maps, f"{request.kind}_map")
-            full = None if grid_map is None else self._upsample(grid_map)
-        if full is None:
-            reason = ("the augmented map exists only on scribbled frames" if request.kind == "augmented"
-                      else f"no {request.kind} map for this frame yet")
-            reply.update(header={"encoding": "none"}, reason=reason)
-            self._send(reply)
-            return
-        header, buffers = protocol.encode_map(full)
-        reply["header"] = header
+            reply, buffers = map_reply(self.session, request, self._version,
+                                       "maps show once the running round is done" if busy else None)
         self._send(reply, buffers)
-
-    def _upsample(self, grid_map: np.ndarray) -> np.ndarray:
-        upsample = getattr(self.session, "upsample_map", None)
-        return np.asarray(upsample(grid_map) if upsample is not None else grid_map, dtype=np.float32)
 
     def _on_run(self, request: protocol.RunRound) -> None:
         default = click_radius(int(self.session.height), int(self.session.width))
@@ -263,7 +220,8 @@ class AnnotatorController:
 
     def _list_objects(self, object_ids: Sequence[int]) -> None:
         with self._state_lock:
-            if any([self._objects.ensure(object_id) for object_id in object_ids]):
+            added = [self._objects.ensure(object_id) for object_id in object_ids]  # every id, no short cut
+            if any(added):
                 self._update(objects=self._objects.to_json())
 
     # ------------------------------------------------------------------ verbs

@@ -133,7 +133,7 @@ def test_compose_takes_heads_from_runs_on_the_same_encoder(dataset: Path, tmp_pa
     expected = load_checkpoint(stage2).state_dict()
     for name, value in composed.state_dict().items():
         assert torch.equal(value, expected[name]), name
-    other = Trainer(TrainConfig(steps=3, seed=5, **{**TINY, "seed": 5}), dataset, None, tmp_path / "other",
+    other = Trainer(TrainConfig(steps=3, **{**TINY, "seed": 5}), dataset, None, tmp_path / "other",
                     ModelConfig.tiny()).run()
     with pytest.raises(CheckpointError, match="different encoder"):
         compose(stage1, {"interaction_head.": other})
