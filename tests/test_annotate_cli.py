@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import nbformat
 import pytest
-from conftest import moving_square_video
+from synthetic_video import moving_square_video
 
 import manet
 from manet.cli import build_parser

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import moving_square_video
+from synthetic_video import moving_square_video
 
 import manet
 from manet import Scribble

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import moving_square_video
+from synthetic_video import moving_square_video
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import moving_square_video
+from synthetic_video import moving_square_video
 
 import manet
 from manet import Scribble
