@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EncoderName = Literal["lite", "paper", "tiny"]
+EncoderName = Literal["lite-features", "lite", "paper", "tiny"]
 Precision = Literal["auto", "float32", "bfloat16"]
 
 
@@ -16,7 +16,8 @@ class ModelConfig:
     """Architecture of the network (everything a checkpoint's shapes depend on).
 
     Attributes:
-        encoder: ``lite`` (EfficientNet-Lite0 + DeepLabv3+-style decoder, CPU default),
+        encoder: ``lite-features`` (frozen EfficientNet-Lite0 features, the CPU default),
+            ``lite`` (EfficientNet-Lite0 + DeepLabv3+-style decoder + embedding layer),
             ``paper`` (DeepLabv3+ on ResNet-101 as in the paper) or ``tiny`` (a few random
             convolutions, for tests only).
         embedding_dim: E, channels of the pixel embedding (paper: 100).
@@ -48,8 +49,15 @@ class ModelConfig:
 
     @classmethod
     def lite(cls) -> ModelConfig:
-        """The CPU default: EfficientNet-Lite0 encoder, heads 128 wide (~3x cheaper than 256)."""
-        return cls()
+        """The CPU default: frozen EfficientNet-Lite0 features as the embedding (E = 360), trained
+        heads 128 wide (~3x cheaper than 256)."""
+        return cls(encoder="lite-features", embedding_dim=360)
+
+    @classmethod
+    def lite_decoder(cls) -> ModelConfig:
+        """EfficientNet-Lite0 with a trained DeepLabv3+-style decoder and the paper's 100-d
+        embedding layer (needs far more training than a CPU affords to beat ``lite``)."""
+        return cls(encoder="lite")
 
     @classmethod
     def paper(cls) -> ModelConfig:

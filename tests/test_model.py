@@ -124,3 +124,25 @@ def test_import_manet_loads_no_jupyter_packages() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lite_preset_embeds_with_frozen_normalised_features() -> None:
+    from manet.model.encoder import FEATURE_DISTANCE_SCALE
+
+    model = MANet(ModelConfig.lite()).eval()
+    assert not any(p.requires_grad for p in model.encoder.parameters()), "the embedding is not trained"
+    with torch.inference_mode():
+        embedding = model.embed(torch.randint(0, 255, (1, 61, 93, 3), dtype=torch.uint8))
+    assert embedding.shape == (1, 360, 16, 24)
+    norms = embedding[0, :40].norm(dim=0), embedding[0, 40:].norm(dim=0)
+    for norm in norms:
+        assert torch.allclose(norm, torch.full_like(norm, FEATURE_DISTANCE_SCALE ** 0.5), atol=1e-4)
+
+
+def test_lite_checkpoint_holds_only_the_heads(tmp_path) -> None:
+    model = MANet(ModelConfig.lite())
+    path = save_checkpoint(model, tmp_path / "lite.safetensors", include_backbone=False)
+    assert path.stat().st_size < 2 * 2**20
+    loaded = load_checkpoint(path)
+    assert loaded.config == ModelConfig.lite()
+    assert torch.equal(loaded.interaction_head.classifier.weight, model.interaction_head.classifier.weight)

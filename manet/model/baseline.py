@@ -1,8 +1,8 @@
 """A training-free reference point: ImageNet features matched by nearest neighbour.
 
 The same pipeline as MA-Net (session, memories, matching maps) with the learned parts taken
-out: the embedding is the frozen EfficientNet-Lite0's stride-8 and stride-16 features,
-upsampled to stride 4 and L2-normalised per block, and the heads are replaced by the matching
+out: the embedding is the lite preset's (frozen EfficientNet-Lite0 stride-8 and stride-16
+features, upsampled to stride 4 and L2-normalised per block), and the heads are replaced by the matching
 maps themselves (an object's logit is minus its global map value, read from the global memory),
 so a pixel goes to the object whose annotated pixels, over all rounds, it matches best. It
 measures what training adds.
@@ -10,44 +10,23 @@ measures what training adds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from manet.config import ModelConfig
-from manet.model.efficientnet import EfficientNetLite0
 from manet.model.matching import global_matching_map
 from manet.model.network import MANet
 
-# Unit vectors: squared distances lie in [0, 4 * blocks]; this scale spreads eq 1's tanh over them.
-DISTANCE_SCALE = 0.5
 LOGIT_SCALE = 20.0
-
-
-class BackboneFeatureEncoder(nn.Module):
-    """Normalised images -> (B, 40 + 320, ceil(H/4), ceil(W/4)) stride-8 and stride-16 features,
-    each block L2-normalised and scaled so pairwise squared distances stay moderate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.backbone = EfficientNetLite0()
-        self.backbone.load_imagenet()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        low, mid, high = self.backbone(images)
-        size = low.shape[-2:]
-        blocks = [F.interpolate(feature.float(), size=size, mode="bilinear", align_corners=False)
-                  for feature in (mid, high)]
-        return torch.cat([F.normalize(block, dim=1) for block in blocks], dim=1) * DISTANCE_SCALE ** 0.5
 
 
 class MatchingBaseline(MANet):
     """MANet's interface with matching maps in place of the heads (no trained weights)."""
 
     def __init__(self) -> None:
-        super().__init__(ModelConfig(embedding_dim=360, decoder_channels=8, head_width=8, head_layers=1,
-                                     head_kernel=1, pretrained_backbone=False))
-        self.encoder = BackboneFeatureEncoder()
+        # The lite preset's frozen feature encoder; the (unused) heads are kept minimal.
+        super().__init__(dataclasses.replace(ModelConfig.lite(), head_width=8, head_layers=1, head_kernel=1))
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,
                            previous_masks: torch.Tensor) -> torch.Tensor:

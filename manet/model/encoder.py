@@ -20,6 +20,8 @@ from manet.model.efficientnet import (
 from manet.model.layers import ConvNormRelu, SeparableLayer
 
 ASPP_RATES = (6, 12, 18)
+FEATURE_BLOCKS_CHANNELS = MID_LEVEL_CHANNELS + HIGH_LEVEL_CHANNELS
+FEATURE_DISTANCE_SCALE = 0.5
 LOW_LEVEL_PROJECTION = 48
 MID_LEVEL_PROJECTION = 32
 
@@ -91,6 +93,33 @@ class LiteEncoder(nn.Module):
         return self.embedding(fused)
 
 
+class FeatureEncoder(nn.Module):
+    """Frozen EfficientNet-Lite0 features as the embedding: the stride-8 (40 ch) and stride-16
+    (320 ch) blocks, upsampled to stride 4, each L2-normalised and scaled.
+
+    Nothing here is trained. Squared distances between unit vectors lie in [0, 4] per block,
+    so with ``FEATURE_DISTANCE_SCALE`` eq 1's ``tanh(s / 2)`` stays away from saturation and
+    the matching maps keep their contrast. E = 360.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.backbone = EfficientNetLite0()
+        if config.pretrained_backbone:
+            self.backbone.load_imagenet()
+        for parameter in self.backbone.parameters():
+            parameter.requires_grad = False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.backbone(images))
+
+    def decode(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        low, mid, high = features
+        blocks = [F.interpolate(feature.float(), size=low.shape[-2:], mode="bilinear", align_corners=False)
+                  for feature in (mid, high)]
+        return torch.cat([F.normalize(block, dim=1) for block in blocks], dim=1) * FEATURE_DISTANCE_SCALE ** 0.5
+
+
 class TinyEncoder(nn.Module):
     """Two strided convolutions and the embedding layer: random, fast, for tests only."""
 
@@ -115,10 +144,14 @@ def build_encoder(config: ModelConfig) -> nn.Module:
     """The encoder named by ``config.encoder``."""
     if config.encoder == "lite":
         return LiteEncoder(config)
+    if config.encoder == "lite-features":
+        if config.embedding_dim != FEATURE_BLOCKS_CHANNELS:
+            raise ValueError(f"the lite-features encoder gives E = {FEATURE_BLOCKS_CHANNELS}, not {config.embedding_dim}")
+        return FeatureEncoder(config)
     if config.encoder == "tiny":
         return TinyEncoder(config)
     if config.encoder == "paper":
         from manet.model.resnet_deeplab import PaperEncoder
 
         return PaperEncoder(config)
-    raise ValueError(f"unknown encoder {config.encoder!r}: use 'lite', 'paper' or 'tiny'")
+    raise ValueError(f"unknown encoder {config.encoder!r}: use 'lite-features', 'lite', 'paper' or 'tiny'")

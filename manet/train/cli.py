@@ -9,7 +9,8 @@ from typing import Any
 
 from manet.config import ModelConfig
 
-PRESETS = {"lite": ModelConfig.lite, "paper": ModelConfig.paper, "tiny": ModelConfig.tiny}
+PRESETS = {"lite": ModelConfig.lite, "lite-decoder": ModelConfig.lite_decoder, "paper": ModelConfig.paper,
+           "tiny": ModelConfig.tiny}
 
 
 def add_parser(subparsers: Any) -> None:
