@@ -1,5 +1,6 @@
 /** DOM of the annotator: toolbar, canvas area, side panel, timeline and status bar. */
 import { SHORTCUTS } from "./keyboard";
+import { TOOLS, type Tool } from "./traits";
 
 export interface Controls {
   root: HTMLDivElement;
@@ -10,6 +11,8 @@ export interface Controls {
   play: HTMLButtonElement;
   prev: HTMLButtonElement;
   next: HTMLButtonElement;
+  tools: Record<Tool, HTMLButtonElement>;
+  apply: HTMLButtonElement;
   run: HTMLButtonElement;
   cancel: HTMLButtonElement;
   undoRound: HTMLButtonElement;
@@ -30,6 +33,7 @@ export interface Controls {
   exportPath: HTMLInputElement;
   exportButton: HTMLButtonElement;
   statusText: HTMLSpanElement;
+  autosave: HTMLSpanElement;
   progress: HTMLDivElement;
   progressBar: HTMLDivElement;
   errorBanner: HTMLDivElement;
@@ -79,6 +83,14 @@ function select(parent: HTMLElement, title: string, options: readonly [string, s
   return s;
 }
 
+const TOOL_LABELS: Record<Tool, [string, string]> = {
+  scribble: ["✎ Scribble", "Scribble: drag to draw strokes; right button = background (d)"],
+  click: ["◉ Click", "Click: a point on the object; right click = background point (k)"],
+  box: ["▭ Box", "Box: drag a box around the selected object, one per object (r, or Shift+drag)"],
+  paint: ["▦ Paint", "Paint the selected object into this frame's mask, then Apply (n)"],
+  erase: ["◌ Erase", "Erase the selected object from this frame's mask, then Apply (e)"],
+};
+
 export function buildControls(el: HTMLElement): Controls {
   const root = make("div", "manet-annotator", el);
   root.tabIndex = 0;
@@ -87,16 +99,29 @@ export function buildControls(el: HTMLElement): Controls {
   // Lumino stops matching key bindings at this attribute. Notebook 7 listens for shortcuts in the
   // capture phase, where stopping propagation on the root comes too late.
   root.setAttribute("data-lm-suppress-shortcuts", "true");
+  root.setAttribute("data-jp-suppress-context-menu", "true"); // right click = background prompt
 
   const toolbar = make("div", "manet-toolbar", root);
+  const toolGroup = make("div", "manet-group manet-tools", toolbar);
+  toolGroup.setAttribute("role", "group");
+  toolGroup.setAttribute("aria-label", "tools");
+  const tools = {} as Record<Tool, HTMLButtonElement>;
+  for (const tool of TOOLS) {
+    const [label, title] = TOOL_LABELS[tool];
+    tools[tool] = button(toolGroup, label, title);
+    tools[tool].dataset.tool = tool;
+  }
+  const apply = button(toolGroup, "✓ Apply",
+    "Apply the painted mask: it becomes this frame's result and propagates (Enter)", "manet-primary");
   const rounds = make("div", "manet-group", toolbar);
-  const run = button(rounds, "▶ Run", "Run a round with the strokes on this frame (Enter)", "manet-primary");
+  const run = button(rounds, "▶ Run", "Run a round with the strokes, clicks and boxes on this frame (Enter)",
+    "manet-primary");
   const cancel = button(rounds, "■ Cancel", "Stop the propagation; the previous round stays (Esc)");
   const undoRound = button(rounds, "↶ Undo round", "Undo the last round");
   const edit = make("div", "manet-group", toolbar);
-  const undoStroke = button(edit, "↶", "Undo stroke (Ctrl+Z)");
-  const redoStroke = button(edit, "↷", "Redo stroke (Ctrl+Shift+Z)");
-  const clearFrame = button(edit, "✕ Clear", "Clear this frame's strokes (c)");
+  const undoStroke = button(edit, "↶", "Undo (Ctrl+Z)");
+  const redoStroke = button(edit, "↷", "Redo (Ctrl+Shift+Z)");
+  const clearFrame = button(edit, "✕ Clear", "Clear this frame's prompts, or drop its painting (c)");
   const look = make("div", "manet-group", toolbar);
   const [brush, brushLabel] = slider(look, "brush", 1, 60, 0.5);
   const [opacity, opacityLabel] = slider(look, "opacity", 0, 1, 0.05);
@@ -146,6 +171,7 @@ export function buildControls(el: HTMLElement): Controls {
   const statusText = make("span", "manet-status-text", statusRow);
   const progress = make("div", "manet-progress", statusRow);
   const progressBar = make("div", "manet-progress-bar", progress);
+  const autosave = make("span", "manet-autosave", statusRow);
   make("span", "manet-help-hint", statusRow, "? shortcuts");
   const errorBanner = make("div", "manet-error", root);
   errorBanner.setAttribute("role", "alert");
@@ -154,9 +180,9 @@ export function buildControls(el: HTMLElement): Controls {
   errorBanner.hidden = true;
 
   return {
-    root, canvasBox, canvas, timeline, frameLabel, play, prev, next, run, cancel, undoRound, undoStroke,
+    root, canvasBox, canvas, timeline, frameLabel, play, prev, next, tools, apply, run, cancel, undoRound, undoStroke,
     redoStroke, clearFrame, fit, brush, brushLabel, opacity, opacityLabel, mode, mapSelect, objectList, addObject, history,
-    exportFormat, exportPath, exportButton, statusText, progress, progressBar, errorBanner, errorText,
+    exportFormat, exportPath, exportButton, statusText, autosave, progress, progressBar, errorBanner, errorText,
     errorClose, hint, help,
   };
 }

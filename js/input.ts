@@ -1,15 +1,18 @@
 /**
  * Pointer, wheel and keyboard input of one annotator view.
  *
- * Left button / pen / touch draws with the selected object, the right button draws background,
+ * Left button / pen / touch uses the selected tool (see `tools.ts`) with the selected object, the
+ * right button makes a background prompt (or erases with the paint tool), Shift+drag draws a box,
  * the middle button or Space + drag pans, the wheel zooms about the pointer. Keys are handled on
  * the focusable root, and every key event stops propagating there so JupyterLab's command-mode
  * shortcuts (a, b, d d, ...) never see keys meant for the annotator (the root also carries
  * `data-lm-suppress-shortcuts` for hosts that listen in the capture phase).
  */
-import { actionForKey, type KeyAction } from "./keyboard";
-import { pressureScale, StrokeBuilder } from "./strokes";
+import { perform } from "./actions";
+import { actionForKey } from "./keyboard";
+import { pressureScale } from "./strokes";
 import { frameAtX } from "./timeline";
+import { startGesture } from "./tools";
 import type { AnnotatorView } from "./view";
 
 const EDITABLE = new Set(["INPUT", "SELECT", "TEXTAREA", "BUTTON"]);
@@ -29,13 +32,12 @@ export function bindInput(v: AnnotatorView): () => void {
     if (e.button === 1 || (e.button === 0 && spaceHeld)) {
       pan = { x: sx, y: sy, id: e.pointerId };
     } else if (e.button === 0 || e.button === 2) {
-      if (v.get("tool") !== "scribble") return;
-      const objectId = e.button === 2 ? 0 : v.get("active_object");
       const [ix, iy] = v.view.toImage(sx, sy);
       if (!v.view.contains(ix, iy)) return;
-      const spacing = Math.max(0.5, 1.5 / v.view.scale);
-      v.builder = new StrokeBuilder(objectId, v.get("brush_radius"), v.get("width"), v.get("height"), spacing);
-      v.builder.add(ix, iy, pressureScale(e.pressure, e.pointerType));
+      v.cancelGesture();
+      const press = { button: e.button, shiftKey: e.shiftKey, pressureFactor: pressureScale(e.pressure, e.pointerType) };
+      v.gesture = startGesture(v, press, ix, iy);
+      if (v.gesture === null) return;
     } else {
       return;
     }
@@ -49,12 +51,12 @@ export function bindInput(v: AnnotatorView): () => void {
     if (pan !== null && e.pointerId === pan.id) {
       v.view.panBy(sx - pan.x, sy - pan.y);
       pan = { ...pan, x: sx, y: sy };
-    } else if (v.builder !== null) {
+    } else if (v.gesture !== null) {
       const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
       for (const c of events.length > 0 ? events : [e]) {
         const [cx, cy] = local(c);
         const [ix, iy] = v.view.toImage(cx, cy);
-        v.builder.add(ix, iy, pressureScale(c.pressure, c.pointerType));
+        v.gesture.move(ix, iy, pressureScale(c.pressure, c.pointerType));
       }
     }
     const [ix, iy] = v.view.toImage(sx, sy);
@@ -64,10 +66,12 @@ export function bindInput(v: AnnotatorView): () => void {
 
   const onPointerUp = (e: PointerEvent): void => {
     if (pan !== null && e.pointerId === pan.id) pan = null;
-    if (v.builder !== null) {
-      if (e.type === "pointerup" && v.builder.pointCount > 0) v.strokes.add(v.frame, v.builder.stroke());
-      v.builder = null;
-      v.afterStrokesChanged();
+    const gesture = v.gesture;
+    if (gesture !== null) {
+      v.gesture = null;
+      const commit = e.type === "pointerup";
+      if (commit) gesture.move(...v.view.toImage(...local(e)), pressureScale(e.pressure, e.pointerType));
+      gesture.end(commit);
     }
     canvas.releasePointerCapture?.(e.pointerId);
   };
@@ -110,7 +114,12 @@ export function bindInput(v: AnnotatorView): () => void {
     v.cursor = null;
     v.invalidate();
   };
-  const noMenu = (e: Event): void => e.preventDefault();
+  // The right button makes background prompts: neither the browser's menu nor JupyterLab's
+  // (which listens on the document in the bubbling phase) may open over the canvas.
+  const noMenu = (e: Event): void => {
+    e.preventDefault();
+    e.stopPropagation();
+  };
 
   let scrubbing = false;
   const scrub = (e: PointerEvent): void => {
@@ -147,25 +156,4 @@ export function bindInput(v: AnnotatorView): () => void {
   return () => {
     for (const [target, type, listener] of bindings) target.removeEventListener(type, listener);
   };
-}
-
-export function perform(v: AnnotatorView, action: KeyAction): void {
-  switch (action.kind) {
-    case "step": v.setFrame(v.frame + action.delta); break;
-    case "first": v.setFrame(0); break;
-    case "last": v.setFrame(v.get("num_frames") - 1); break;
-    case "play": v.togglePlay(); break;
-    case "select": v.selectObject(action.objectId); break;
-    case "run": v.run(); break;
-    case "cancel": v.send({ type: "cancel" }); break;
-    case "undo": v.strokes.undo(v.frame); v.afterStrokesChanged(); break;
-    case "redo": v.strokes.redo(v.frame); v.afterStrokesChanged(); break;
-    case "clear": v.strokes.clear(v.frame); v.afterStrokesChanged(); break;
-    case "brush": v.set("brush_radius", Math.min(200, Math.max(0.5, v.get("brush_radius") * action.factor))); break;
-    case "fit": v.view.fit(); v.invalidate(); break;
-    case "cycleMap": v.cycleMap(); break;
-    case "toggleMode": v.set("overlay_mode", v.get("overlay_mode") === "fill" ? "outline" : "fill"); break;
-    case "suggested": if (v.get("suggested_frame") >= 0) v.setFrame(v.get("suggested_frame")); break;
-    case "help": v.ui.help.hidden = !v.ui.help.hidden; break;
-  }
 }

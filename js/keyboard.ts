@@ -1,4 +1,5 @@
 /** Keyboard shortcuts of the annotator, as a pure mapping from key events to actions. */
+import type { Tool } from "./traits";
 
 export type KeyAction =
   | { kind: "step"; delta: number }
@@ -13,6 +14,7 @@ export type KeyAction =
   | { kind: "cycleMap" }
   | { kind: "toggleMode" }
   | { kind: "suggested" }
+  | { kind: "tool"; tool: Tool }
   | { kind: "help" };
 
 export interface KeyLike {
@@ -23,17 +25,24 @@ export interface KeyLike {
   altKey: boolean;
 }
 
+/** Tool keys: d(raw), k (clic-k), r(ectangle), n (pai-n-t), e(rase). */
+export const TOOL_KEYS: Readonly<Record<string, Tool>> = { d: "scribble", k: "click", r: "box", n: "paint", e: "erase" };
+
 export const SHORTCUTS: readonly [string, string][] = [
+  ["d", "scribble tool: drag to draw strokes"],
+  ["k", "click tool: click = positive point, right click = background point"],
+  ["r / Shift+drag", "box tool: drag a box around the selected object (one per object)"],
+  ["n / e", "paint / erase the frame's mask for the selected object"],
   ["← / →", "previous / next frame (Shift: 10)"],
   ["Home / End", "first / last frame"],
   ["p", "play / pause"],
   ["1-9", "select object"],
-  ["0 / b / right button", "background brush"],
+  ["0 / b / right button", "background (negative) prompts"],
   ["[ / ]", "brush size"],
-  ["Enter", "run round"],
+  ["Enter", "run round (paint tools: apply the painted mask)"],
   ["Esc", "cancel propagation"],
-  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo stroke"],
-  ["c", "clear strokes on frame"],
+  ["Ctrl+Z / Ctrl+Shift+Z", "undo / redo prompt or paint stroke"],
+  ["c", "clear prompts on frame (paint tools: drop the painting)"],
   ["wheel / Space+drag / middle drag", "zoom / pan"],
   ["f", "fit view"],
   ["m", "cycle matching-map overlay"],
@@ -73,5 +82,7 @@ export function actionForKey(e: KeyLike): KeyAction | null {
   if (lower === "m") return { kind: "cycleMap" };
   if (lower === "o") return { kind: "toggleMode" };
   if (lower === "s") return { kind: "suggested" };
+  const tool = lower.length === 1 ? TOOL_KEYS[lower] : undefined;
+  if (tool !== undefined) return { kind: "tool", tool };
   return null;
 }

@@ -1,6 +1,8 @@
 /** Toolbar, side panel and status bar of a view: event wiring and keeping them in line with state. */
+import { clearFrame, redo, undo } from "./actions";
 import { renderObjects } from "./controls";
 import { drawTimeline } from "./timeline";
+import { TOOLS, type AutosaveState } from "./traits";
 import type { AnnotatorView } from "./view";
 
 const EXPORT_DEFAULTS: Record<string, string> = {
@@ -11,12 +13,14 @@ const EXPORT_DEFAULTS: Record<string, string> = {
 export function bindControls(v: AnnotatorView): () => void {
   const u = v.ui;
   const click = (b: HTMLButtonElement, f: () => void): void => b.addEventListener("click", f);
+  for (const tool of TOOLS) click(u.tools[tool], () => v.set("tool", tool));
+  click(u.apply, () => v.apply());
   click(u.run, () => v.run());
   click(u.cancel, () => v.send({ type: "cancel" }));
   click(u.undoRound, () => v.send({ type: "undo_round" }));
-  click(u.undoStroke, () => { v.strokes.undo(v.frame); v.afterStrokesChanged(); });
-  click(u.redoStroke, () => { v.strokes.redo(v.frame); v.afterStrokesChanged(); });
-  click(u.clearFrame, () => { v.strokes.clear(v.frame); v.afterStrokesChanged(); });
+  click(u.undoStroke, () => undo(v));
+  click(u.redoStroke, () => redo(v));
+  click(u.clearFrame, () => clearFrame(v));
   click(u.fit, () => { v.view.fit(); v.invalidate(); });
   click(u.prev, () => v.setFrame(v.frame - 1));
   click(u.next, () => v.setFrame(v.frame + 1));
@@ -43,19 +47,27 @@ export function bindControls(v: AnnotatorView): () => void {
 }
 
 const RUNNING = new Set(["running", "propagating", "cancelling", "preparing"]);
+const AUTOSAVE_TEXT: Record<AutosaveState, string> = {
+  off: "", ready: "autosave on", saving: "saving…", saved: "saved", error: "autosave failed",
+};
 
 /** Bring buttons, sliders, labels, progress and the error banner in line with the traits. */
 export function syncControls(v: AnnotatorView): void {
   const u = v.ui;
   const status = v.get("status");
-  const strokes = v.strokes.get(v.frame).length;
+  const prompts = v.prompts.count(v.frame);
   const rounds = v.get("round_index");
-  u.run.disabled = v.busy || strokes === 0;
+  const painting = v.painting;
+  const tool = v.get("tool");
+  for (const t of TOOLS) u.tools[t].setAttribute("aria-pressed", String(t === tool));
+  u.apply.hidden = !painting;
+  u.apply.disabled = v.busy || !v.paint.edited(v.frame);
+  u.run.disabled = v.busy || prompts === 0;
   u.cancel.disabled = !(status === "running" || status === "propagating");
   u.undoRound.disabled = v.busy || rounds === 0;
-  u.undoStroke.disabled = !v.strokes.canUndo(v.frame);
-  u.redoStroke.disabled = !v.strokes.canRedo(v.frame);
-  u.clearFrame.disabled = strokes === 0;
+  u.undoStroke.disabled = painting ? !v.paint.canUndo(v.frame) : !v.prompts.canUndo(v.frame);
+  u.redoStroke.disabled = painting ? !v.paint.canRedo(v.frame) : !v.prompts.canRedo(v.frame);
+  u.clearFrame.disabled = painting ? !v.paint.has(v.frame) : prompts === 0;
   u.exportButton.disabled = v.busy || rounds === 0;
   u.play.textContent = v.playing ? "❚❚" : "▶";
   const radius = v.get("brush_radius");
@@ -75,6 +87,10 @@ export function syncControls(v: AnnotatorView): void {
   const what = status === "idle" ? "ready" : status === "preparing" ? "computing embeddings" : status;
   const count = running && progress.total > 0 ? ` ${progress.done}/${progress.total}` : "";
   u.statusText.textContent = `${what}${count} · round ${rounds}`;
+  const autosave = v.get("autosave_state") ?? "off";
+  u.autosave.textContent = AUTOSAVE_TEXT[autosave] ?? "";
+  u.autosave.dataset.state = autosave;
+  u.autosave.title = v.get("autosave_path") ? `autosave folder: ${v.get("autosave_path")}` : "";
   u.root.dataset.status = status;
   u.root.dataset.frame = String(v.frame);
   const error = v.get("error");
@@ -109,11 +125,22 @@ export function renderLists(v: AnnotatorView): void {
   };
   const history = v.get("round_history");
   if (history.length === 0) item("no rounds yet", null, "manet-empty");
-  for (const r of history) {
-    item(`frame ${r.frame + 1} · ${r.strokes} stroke${r.strokes === 1 ? "" : "s"} · ${r.seconds.toFixed(1)}s`, r.frame);
-  }
+  for (const r of history) item(`frame ${r.frame + 1} · ${describePrompts(r)} · ${r.seconds.toFixed(1)}s`, r.frame);
   const suggested = v.get("suggested_frame");
   if (suggested >= 0) item(`next: frame ${suggested + 1} (s)`, suggested, "manet-suggested");
+}
+
+/** "2 strokes · 1 click · 1 box", or "painted mask", for one round of the history. */
+export function describePrompts(r: { strokes: number; clicks?: number; boxes?: number; mask?: boolean }): string {
+  if (r.mask) return "painted mask";
+  const parts: string[] = [];
+  const count = (n: number, word: string): void => {
+    if (n > 0) parts.push(`${n} ${word}${n === 1 ? "" : word.endsWith("x") ? "es" : "s"}`);
+  };
+  count(r.strokes, "stroke");
+  count(r.clicks ?? 0, "click");
+  count(r.boxes ?? 0, "box");
+  return parts.length > 0 ? parts.join(" · ") : "no prompts";
 }
 
 /** Draw the timeline canvas at its current CSS width. */
@@ -132,7 +159,7 @@ export function paintTimeline(v: AnnotatorView): void {
     current: v.frame,
     annotated: v.get("annotated_frames"),
     suggested: v.get("suggested_frame"),
-    withStrokes: v.strokes.framesWithStrokes(),
+    withStrokes: [...v.prompts.framesWithPrompts(), ...v.paint.editedFrames()],
     pending: v.masks.pendingFrames(),
     colors: {
       track: v.themeColor("--jp-layout-color3", "#bdbdbd"),

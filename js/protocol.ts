@@ -1,10 +1,12 @@
 /**
  * Wire protocol between this front end and the kernel. Mirrors `manet_widget/protocol.py`:
  * change both together. Binary payloads travel as buffers described by an {@link ArrayHeader};
- * never as JSON number lists.
+ * never as JSON number lists. `js/tests/fixtures/protocol_golden.json` holds messages both sides
+ * must build and parse identically. Version 2 added clicks, boxes and `apply_mask`.
  */
+import { zlibSync } from "fflate";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type MapKind = "global" | "local" | "augmented";
 export type MapOverlay = "none" | MapKind;
@@ -20,24 +22,49 @@ export interface ArrayHeader {
   encoding: Encoding;
 }
 
-/** One stroke in original-frame pixels. `points` is flat: x0, y0, x1, y1, ... */
+export type StrokeKind = "stroke" | "click";
+
+/**
+ * One stroke, or one click (`kind: "click"`: a single point, a disc of `radius`), in
+ * original-frame pixels. `points` is flat: x0, y0, x1, y1, ... Object 0 is background.
+ */
 export interface Stroke {
   objectId: number;
   radius: number;
   points: number[];
+  kind?: StrokeKind;
+}
+
+/** A box prompt for one object (id >= 1), corners in original-frame pixels, x0 < x1, y0 < y1. */
+export interface BoxPrompt {
+  objectId: number;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
 }
 
 export interface StrokeMeta {
   object_id: number;
   radius: number | null;
   count: number;
+  kind: StrokeKind;
+}
+
+export interface BoxMeta {
+  object_id: number;
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
 }
 
 export type OutgoingMessage =
   | { type: "request_frame"; index: number }
   | { type: "request_mask"; index: number }
   | { type: "request_map"; index: number; object_id: number; kind: MapKind }
-  | { type: "run"; frame: number; strokes: StrokeMeta[]; header: ArrayHeader }
+  | { type: "run"; frame: number; strokes: StrokeMeta[]; header: ArrayHeader; boxes: BoxMeta[] }
+  | { type: "apply_mask"; frame: number; header: ArrayHeader }
   | { type: "cancel" }
   | { type: "undo_round" }
   | { type: "reset" }
@@ -62,12 +89,16 @@ export type IncomingMessage =
   | FrameMessage | MaskMessage | MapMessage | RoundStarted | RoundFinished | RoundCancelled
   | Exported | ErrorMessage;
 
-/** Build the `run` message: per-stroke metadata plus one float32 buffer of all points. */
-export function encodeRun(frame: number, strokes: readonly Stroke[]): {
+/**
+ * Build the `run` message: per-stroke metadata plus one float32 buffer of every stroke's and
+ * click's points (empty when there are only boxes), and the boxes as small JSON records.
+ */
+export function encodeRun(frame: number, strokes: readonly Stroke[], boxes: readonly BoxPrompt[] = []): {
   content: Extract<OutgoingMessage, { type: "run" }>;
   buffers: ArrayBuffer[];
 } {
-  const usable = strokes.filter((s) => s.points.length >= 2);
+  const usable = strokes.filter((s) => s.points.length >= 2).map((s) =>
+    s.kind === "click" ? { ...s, points: s.points.slice(0, 2) } : s);
   const total = usable.reduce((sum, s) => sum + s.points.length / 2, 0);
   const points = new Float32Array(total * 2);
   let offset = 0;
@@ -75,14 +106,30 @@ export function encodeRun(frame: number, strokes: readonly Stroke[]): {
     const count = Math.floor(s.points.length / 2);
     points.set(s.points.slice(0, count * 2), offset);
     offset += count * 2;
-    return { object_id: s.objectId, radius: s.radius, count };
+    return { object_id: s.objectId, radius: s.radius, count, kind: s.kind ?? "stroke" };
   });
   return {
     content: {
       type: "run", frame, strokes: meta,
       header: { dtype: "float32", shape: [total, 2], encoding: "raw" },
+      boxes: boxes.map((b) => ({ object_id: b.objectId, x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1 })),
     },
     buffers: [points.buffer],
+  };
+}
+
+/** Build the `apply_mask` message: a painted (H, W) uint8 id mask, zlib'd ("empty" when all 0). */
+export function encodeApplyMask(frame: number, ids: Uint8Array, width: number, height: number): {
+  content: Extract<OutgoingMessage, { type: "apply_mask" }>;
+  buffers: ArrayBuffer[];
+} {
+  if (ids.length !== width * height) throw new Error(`mask has ${ids.length} values, expected ${width}x${height}`);
+  const empty = !ids.some((v) => v !== 0);
+  const header: ArrayHeader = { dtype: "uint8", shape: [height, width], encoding: empty ? "empty" : "zlib" };
+  const data = empty ? null : zlibSync(ids, { level: 1 });
+  return {
+    content: { type: "apply_mask", frame, header },
+    buffers: data === null ? [] : [data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer],
   };
 }
 
@@ -94,7 +141,7 @@ export function decodeRun(meta: readonly StrokeMeta[], buffer: ArrayBuffer): Str
   for (const m of meta) {
     strokes.push({
       objectId: m.object_id, radius: m.radius ?? 0,
-      points: Array.from(points.subarray(offset, offset + m.count * 2)),
+      points: Array.from(points.subarray(offset, offset + m.count * 2)), kind: m.kind,
     });
     offset += m.count * 2;
   }

@@ -1,5 +1,5 @@
-/** Drawing of the main canvas: frame, mask overlay, heat map, strokes and the brush cursor. */
-import type { Stroke } from "./protocol";
+/** Drawing of the main canvas: frame, mask overlay, heat map, prompts and the tool cursor. */
+import type { BoxPrompt, Stroke } from "./protocol";
 import type { Viewport } from "./viewport";
 
 export interface Layer {
@@ -14,8 +14,11 @@ export interface Scene {
   heatAlpha: number;
   overlay: Layer | null;
   strokes: readonly Stroke[];
+  boxes: readonly BoxPrompt[];
+  boxDraft: BoxPrompt | null;
   colorOf(objectId: number): string;
-  cursor: { x: number; y: number; radius: number; color: string } | null;
+  /** A circle of `radius` image pixels (brush, click) or a crosshair (box). */
+  cursor: { x: number; y: number; radius: number; color: string; shape: "circle" | "cross" } | null;
   background: string;
   message: string;
 }
@@ -49,9 +52,13 @@ export function drawScene(
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(scene.overlay.source, 0, 0, w, h);
   }
-  drawStrokes(ctx, scene.strokes, scene.colorOf, view.scale);
+  drawStrokes(ctx, scene.strokes.filter((s) => s.kind !== "click"), scene.colorOf, view.scale);
+  drawBoxes(ctx, scene.boxDraft === null ? scene.boxes : [...scene.boxes, scene.boxDraft], scene.colorOf, view.scale);
+  drawClicks(ctx, scene.strokes.filter((s) => s.kind === "click"), scene.colorOf, view.scale);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  if (scene.cursor !== null) {
+  if (scene.cursor !== null && scene.cursor.shape === "cross") {
+    drawCrosshair(ctx, ...view.toScreen(scene.cursor.x, scene.cursor.y), scene.cursor.color);
+  } else if (scene.cursor !== null) {
     const [cx, cy] = view.toScreen(scene.cursor.x, scene.cursor.y);
     ctx.lineWidth = 1.5;
     ctx.strokeStyle = "rgba(0,0,0,0.7)";
@@ -102,4 +109,61 @@ export function drawStrokes(
     }
   }
   ctx.globalAlpha = 1;
+}
+
+/** Boxes as rectangles in their object's colour over a dark outline (image coordinates). */
+export function drawBoxes(
+  ctx: CanvasRenderingContext2D, boxes: readonly BoxPrompt[], colorOf: (id: number) => string, scale: number,
+): void {
+  for (const pass of ["outline", "colour"] as const) {
+    for (const b of boxes) {
+      ctx.strokeStyle = pass === "outline" ? "rgba(0,0,0,0.6)" : colorOf(b.objectId);
+      ctx.lineWidth = (pass === "outline" ? 4 : 2) / scale;
+      ctx.strokeRect(b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0);
+    }
+  }
+}
+
+/**
+ * Clicks as dots of their radius (at least 4 screen px), in the object's colour with a dark
+ * ring; a plus marks a positive click, a minus a background (negative) one.
+ */
+export function drawClicks(
+  ctx: CanvasRenderingContext2D, clicks: readonly Stroke[], colorOf: (id: number) => string, scale: number,
+): void {
+  for (const click of clicks) {
+    const [x, y] = [click.points[0]!, click.points[1]!];
+    const r = Math.max(click.radius, 4 / scale);
+    ctx.beginPath();
+    ctx.arc(x, y, r, 0, 2 * Math.PI);
+    ctx.fillStyle = colorOf(click.objectId);
+    ctx.fill();
+    ctx.lineWidth = 1.5 / scale;
+    ctx.strokeStyle = "rgba(0,0,0,0.8)";
+    ctx.stroke();
+    const arm = r * 0.55;
+    ctx.strokeStyle = "#ffffff";
+    ctx.lineWidth = Math.max(1 / scale, r * 0.25);
+    ctx.beginPath();
+    ctx.moveTo(x - arm, y);
+    ctx.lineTo(x + arm, y);
+    if (click.objectId !== 0) {
+      ctx.moveTo(x, y - arm);
+      ctx.lineTo(x, y + arm);
+    }
+    ctx.stroke();
+  }
+}
+
+function drawCrosshair(ctx: CanvasRenderingContext2D, x: number, y: number, color: string): void {
+  for (const [style, width] of [["rgba(0,0,0,0.7)", 3], [color, 1.5]] as const) {
+    ctx.strokeStyle = style;
+    ctx.lineWidth = width;
+    ctx.beginPath();
+    ctx.moveTo(x - 9, y);
+    ctx.lineTo(x + 9, y);
+    ctx.moveTo(x, y - 9);
+    ctx.lineTo(x, y + 9);
+    ctx.stroke();
+  }
 }

@@ -13,10 +13,19 @@ export interface RoundEntry {
   frame: number;
   objects: number[];
   strokes: number;
+  clicks?: number;
+  boxes?: number;
+  mask?: boolean;
   seconds: number;
 }
 
-export type Status = "idle" | "preparing" | "running" | "propagating" | "cancelling" | "exporting";
+export type Status = "idle" | "preparing" | "running" | "propagating" | "cancelling" | "exporting" | "saving";
+
+/** The prompt tools (strokes, clicks, boxes) and the mask-painting tools (paint, erase). */
+export type Tool = "scribble" | "click" | "box" | "paint" | "erase";
+export const TOOLS: readonly Tool[] = ["scribble", "click", "box", "paint", "erase"];
+
+export type AutosaveState = "off" | "ready" | "saving" | "saved" | "error";
 
 export interface Traits {
   num_frames: number;
@@ -38,7 +47,10 @@ export interface Traits {
   overlay_mode: OverlayMode;
   map_overlay: MapOverlay;
   brush_radius: number;
-  tool: "scribble";
+  tool: Tool;
+  click_radius: number;
+  autosave_path: string;
+  autosave_state: AutosaveState;
   play_fps: number;
   canvas_height: number;
   [key: string]: unknown;

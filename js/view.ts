@@ -4,16 +4,18 @@
  */
 import type { AnyModel } from "@anywidget/types";
 import { LruCache } from "./cache";
-import { decodeUint8Map } from "./codecs";
 import { buildControls, type Controls } from "./controls";
 import { bindInput } from "./input";
-import { Layers, mapKey } from "./layers";
+import { drawView } from "./draw";
+import { Layers } from "./layers";
 import { MaskStore, type Ids } from "./masks";
+import { handleMessage } from "./messages";
 import { bindControls, paintTimeline, renderLists, syncControls } from "./panel";
-import { bytesOf, encodeRun, parseIncoming, MAP_KINDS, type IncomingMessage, type MapKind,
-  type OutgoingMessage } from "./protocol";
-import { drawScene, type Layer } from "./render";
-import { StrokeBuilder, StrokeStore } from "./strokes";
+import { PaintStore } from "./paint";
+import { PromptStore } from "./prompts";
+import { encodeApplyMask, encodeRun, type BoxPrompt, type OutgoingMessage } from "./protocol";
+import type { StrokeBuilder } from "./strokes";
+import type { Gesture } from "./tools";
 import type { Traits } from "./traits";
 import { Viewport } from "./viewport";
 
@@ -40,7 +42,10 @@ const PREFETCH = 6;
 
 export class AnnotatorView {
   readonly ui: Controls;
-  readonly strokes = new StrokeStore();
+  /** Prompts (strokes, clicks, boxes) not yet run, per frame. */
+  readonly prompts = new PromptStore();
+  /** Painted masks not yet applied, per frame. */
+  readonly paint = new PaintStore();
   readonly masks = new MaskStore();
   readonly stats: Stats = {
     runSentAt: 0, interactiveDrawnAt: 0, pendingMaskTimes: [], roundFinishedAt: 0, framesReceived: 0, draws: 0,
@@ -48,16 +53,23 @@ export class AnnotatorView {
   };
   readonly view: Viewport;
   frame = 0;
+  gesture: Gesture | null = null;
+  /** Previews of the gesture in progress: a stroke being drawn, a box being dragged. */
   builder: StrokeBuilder | null = null;
+  boxDraft: BoxPrompt | null = null;
   cursor: { x: number; y: number } | null = null;
-  private frames: LruCache<number, CanvasImageSource & { close?: () => void }>;
+  /** Decoded frames and the overlay / matching-map layers (caches that draw.ts reads). */
+  readonly frames: LruCache<number, CanvasImageSource & { close?: () => void }>;
   private frameRequests = new Set<number>();
-  private layers = new Layers();
+  readonly layers = new Layers();
   private drawPending = false;
   private playTimer: ReturnType<typeof setInterval> | null = null;
   private syncTimer: ReturnType<typeof setTimeout> | null = null;
   private hintTimer: ReturnType<typeof setTimeout> | null = null;
-  private runRequested = false;
+  /** Run or Apply was sent and the kernel has not started the round yet (no double sends). */
+  runRequested = false;
+  /** What the last round was sent from: its prompts or its painting are forgotten when it commits. */
+  sentKind: "prompts" | "mask" = "prompts";
   private cssWidth = 1;
   private cssHeight = 1;
   private selectNewObject = false;
@@ -127,6 +139,12 @@ export class AnnotatorView {
       });
     }
     for (const key of ["active_object", "round_history", "suggested_frame"]) on(`change:${key}`, () => this.renderLists());
+    on("change:tool", () => {
+      this.cancelGesture();
+      this.syncControls();
+      this.invalidate();
+    });
+    on("change:autosave_state", () => this.syncControls());
     on("change:width", () => this.onSizeChanged());
     on("change:height", () => this.onSizeChanged());
   }
@@ -140,8 +158,8 @@ export class AnnotatorView {
   private onObjectsChanged(): void {
     const objects = this.get("objects");
     const ids = new Set(objects.map((o) => o.id));
-    for (const frame of this.strokes.framesWithStrokes()) {
-      for (const s of this.strokes.get(frame)) if (s.objectId !== 0 && !ids.has(s.objectId)) this.strokes.dropObject(s.objectId);
+    for (const objectId of this.prompts.objectIds()) {
+      if (objectId !== 0 && !ids.has(objectId)) this.prompts.dropObject(objectId);
     }
     const active = this.get("active_object");
     if (this.selectNewObject && objects.length > 0) {
@@ -155,77 +173,13 @@ export class AnnotatorView {
     this.invalidate();
   }
 
+  /** A custom message from the kernel (see messages.ts); replaced by the browser tests to observe them. */
   onMessage(raw: unknown, buffers: DataView[]): void {
-    const msg = parseIncoming(raw);
-    if (msg === null) {
-      this.stats.lastError = `malformed message from the kernel: ${JSON.stringify(raw).slice(0, 120)}`;
-      console.error("manet annotator:", this.stats.lastError);
-      return;
-    }
-    try {
-      this.dispatch(msg, buffers.map((b) => bytesOf(b)));
-    } catch (error) {
-      this.stats.lastError = String(error);
-      console.error("manet annotator:", error);
-      this.showLocalError(String(error));
-    }
+    handleMessage(this, raw, buffers);
   }
 
-  private dispatch(msg: IncomingMessage, buffers: Uint8Array[]): void {
-    switch (msg.type) {
-      case "frame":
-        this.onFrame(msg.index, buffers[0]);
-        break;
-      case "mask": {
-        const started = performance.now();
-        const ids = decodeUint8Map(msg.header, buffers[0]);
-        if (this.masks.accept(msg.index, msg.version, msg.pending, ids)) {
-          if (msg.pending) {
-            this.stats.pendingMaskTimes.push(performance.now());
-            this.stats.decodeMs.push(performance.now() - started);
-          }
-          if (msg.index === this.frame) this.invalidate();
-          this.drawTimelineSoon();
-        }
-        break;
-      }
-      case "map":
-        this.onMap(msg.index, msg.object_id, msg.kind, msg.version, msg.header.encoding === "none"
-          ? null : decodeUint8Map(msg.header, buffers[0]), msg.reason ?? "no map");
-        break;
-      case "round_started":
-        this.runRequested = false;
-        this.masks.startRound(msg.frame);
-        this.stats.pendingMaskTimes = [];
-        this.stats.decodeMs = [];
-        this.stats.drawMs = [];
-        this.stats.interactiveDrawnAt = 0;
-        break;
-      case "round_finished":
-        if (this.masks.runningFrame >= 0) this.strokes.forget(this.masks.runningFrame);
-        this.masks.finishRound(msg.version);
-        this.layers.clearMaps();
-        this.stats.roundFinishedAt = performance.now();
-        this.syncControls();
-        this.invalidate();
-        break;
-      case "round_cancelled":
-        this.masks.cancelRound();
-        this.syncControls();
-        this.invalidate();
-        break;
-      case "exported":
-        this.flash(`saved ${msg.path}`);
-        break;
-      case "error":
-        this.stats.lastError = msg.message;
-        this.runRequested = false;
-        this.syncControls();
-        break;
-    }
-  }
-
-  private onFrame(index: number, jpeg: Uint8Array | undefined): void {
+  /** Decode and cache a frame's JPEG; draws it when it is the frame on screen. */
+  receiveFrame(index: number, jpeg: Uint8Array | undefined): void {
     if (jpeg === undefined) throw new Error(`frame ${index} arrived without its JPEG buffer`);
     const copy = jpeg.slice();
     this.decode(copy).then((bitmap) => {
@@ -239,11 +193,6 @@ export class AnnotatorView {
     });
   }
 
-  private onMap(index: number, objectId: number, kind: MapKind, version: number, values: Ids, reason: string): void {
-    this.layers.storeMap(mapKey(version, index, objectId, kind), values, reason, this.get("width"), this.get("height"));
-    if (index === this.frame) this.invalidate();
-  }
-
   /** Show a short note over the canvas for a few seconds. */
   flash(message: string): void {
     this.ui.hint.textContent = message;
@@ -254,7 +203,7 @@ export class AnnotatorView {
     }, 4000);
   }
 
-  private showLocalError(message: string): void {
+  showLocalError(message: string): void {
     this.ui.errorText.textContent = message;
     this.ui.errorBanner.hidden = false;
   }
@@ -283,7 +232,7 @@ export class AnnotatorView {
     this.frame = this.clampFrame(t);
     this.requestFrame(this.frame);
     for (let k = 1; k <= PREFETCH; k++) this.requestFrame(this.frame + k);
-    this.builder = null;
+    this.cancelGesture();
     if (sync) this.syncFrameIndex();
     this.syncControls();
     this.invalidate();
@@ -327,36 +276,66 @@ export class AnnotatorView {
   }
 
   // ------------------------------------------------------------------ actions
-  /** A round runs, or Run was pressed and the kernel has not answered yet (no double runs). */
+  /**
+   * A round runs, or Run was pressed and the kernel has not answered yet (no double runs). A
+   * warm-up or an autosave does not count: the kernel queues a new round behind them.
+   */
   get busy(): boolean {
     const s = this.get("status");
-    return this.runRequested || (s !== "idle" && s !== "preparing");
+    return this.runRequested || (s !== "idle" && s !== "preparing" && s !== "saving");
   }
 
+  /** True with the paint or erase tool: Enter, undo and clear act on the painted mask. */
+  get painting(): boolean {
+    const tool = this.get("tool");
+    return tool === "paint" || tool === "erase";
+  }
+
+  /** Send every prompt of the frame on screen (strokes, clicks, boxes) as one round. */
   run(): void {
-    const strokes = this.strokes.get(this.frame);
-    if (strokes.length === 0) {
-      this.flash("draw a stroke on this frame first");
+    if (this.prompts.count(this.frame) === 0) {
+      this.flash("draw a stroke, click or box on this frame first");
       return;
     }
+    const { content, buffers } = encodeRun(this.frame, this.prompts.get(this.frame), this.prompts.boxes(this.frame));
+    this.sendRound(content, buffers, "prompts");
+  }
+
+  /** Send the painted mask of the frame on screen: the kernel takes it as that frame's result. */
+  apply(): void {
+    const ids = this.paint.ids(this.frame);
+    if (ids === undefined || !this.paint.edited(this.frame)) {
+      this.flash("paint on this frame's mask first (n: paint, e: erase)");
+      return;
+    }
+    const { content, buffers } = encodeApplyMask(this.frame, ids, this.get("width"), this.get("height"));
+    this.sendRound(content, buffers, "mask");
+  }
+
+  private sendRound(content: OutgoingMessage, buffers: ArrayBuffer[], kind: "prompts" | "mask"): void {
     if (this.busy) {
       this.flash("a round is running: wait or cancel it");
       return;
     }
-    const { content, buffers } = encodeRun(this.frame, strokes);
     this.runRequested = true;
+    this.sentKind = kind;
     this.stats.runSentAt = performance.now();
     this.stats.interactiveDrawnAt = 0;
     this.send(content, buffers);
   }
 
-  selectObject(position: number): void {
-    if (position === 0) {
-      this.set("active_object", 0);
-      return;
-    }
-    const entry = this.get("objects")[position - 1];
-    if (entry !== undefined) this.set("active_object", entry.id);
+  /** End the gesture in progress without adding anything (frame change, tool change). */
+  cancelGesture(): void {
+    const gesture = this.gesture;
+    this.gesture = null;
+    gesture?.end(false);
+    this.builder = null;
+    this.boxDraft = null;
+  }
+
+  /** The mask shown on `frame` without painting (null: all background; undefined: not loaded yet). */
+  shownMask(frame: number): Ids | undefined {
+    return this.masks.get(frame, this.get("round_index") > 0);
   }
 
   addObject(): void {
@@ -364,18 +343,12 @@ export class AnnotatorView {
     this.send({ type: "add_object" });
   }
 
-  cycleMap(): void {
-    const order = ["none", ...MAP_KINDS] as const;
-    const index = order.indexOf(this.get("map_overlay"));
-    this.set("map_overlay", order[(index + 1) % order.length]!);
-  }
-
   colorOf(objectId: number): string {
     if (objectId === 0) return "#9e9e9e";
     return this.get("objects").find((o) => o.id === objectId)?.color ?? "#ff00ff";
   }
 
-  afterStrokesChanged(): void {
+  afterPromptsChanged(): void {
     this.syncControls();
     this.invalidate();
   }
@@ -416,49 +389,11 @@ export class AnnotatorView {
     });
   }
 
-  private currentHeat(): { layer: Layer | null; message: string } {
-    const kind = this.get("map_overlay");
-    if (kind === "none") return { layer: null, message: "" };
-    const objects = this.get("objects");
-    const objectId = this.get("active_object") || objects[0]?.id || 0;
-    if (this.get("round_index") === 0) return { layer: null, message: `${kind} map: run a round first` };
-    if (this.busy) return { layer: null, message: `${kind} map: shown when the round is done` };
-    const entry = this.layers.map(mapKey(this.masks.version, this.frame, objectId, kind),
-      () => this.send({ type: "request_map", index: this.frame, object_id: objectId, kind }));
-    if (entry === undefined) return { layer: null, message: `${kind} map: loading…` };
-    if ("reason" in entry) return { layer: null, message: `${kind} map: ${entry.reason}` };
-    const name = objects.find((o) => o.id === objectId)?.name ?? `object ${objectId}`;
-    return { layer: entry.layer, message: `${kind} map of ${name} (bright = close)` };
-  }
-
+  /** Draw the canvas now (see draw.ts); `invalidate` schedules it for the next animation frame. */
   draw(): void {
     const started = performance.now();
-    const ctx = this.ui.canvas.getContext("2d");
     this.drawTimelineSoon();
-    if (ctx === null) return;
-    const haveRounds = this.get("round_index") > 0;
-    const ids = this.masks.get(this.frame, haveRounds);
-    if (ids === undefined && this.masks.shouldRequest(this.frame, haveRounds)) {
-      this.send({ type: "request_mask", index: this.frame });
-    }
-    const heat = this.currentHeat();
-    const frame = this.frames.get(this.frame) ?? null;
-    const strokes = [...this.strokes.get(this.frame)];
-    if (this.builder !== null) strokes.push(this.builder.stroke());
-    const active = this.get("active_object");
-    drawScene(ctx, this.view, globalThis.devicePixelRatio || 1, this.cssWidth, this.cssHeight, {
-      frame,
-      heat: heat.layer,
-      heatAlpha: Math.max(0.35, this.get("overlay_opacity")),
-      overlay: this.layers.overlayFor(ids, `${this.frame}:${this.masks.version}:${this.masks.running}`,
-        this.get("objects"), this.get("width"), this.get("height"),
-        heat.layer !== null ? "outline" : this.get("overlay_mode"), this.get("overlay_opacity")),
-      strokes,
-      colorOf: (id) => this.colorOf(id),
-      cursor: this.cursor === null ? null : { ...this.cursor, radius: this.get("brush_radius"), color: this.colorOf(active) },
-      background: this.themeColor("--jp-layout-color2", "#2b2b2b"),
-      message: frame === null ? "loading frame…" : heat.message,
-    });
+    if (!drawView(this, this.cssWidth, this.cssHeight)) return;
     this.stats.draws += 1;
     if (this.masks.running) this.stats.drawMs.push(performance.now() - started);
     if (this.frame === this.masks.runningFrame && this.masks.hasPending(this.frame) &&

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from manet.errors import PropagationCancelled, SessionStateError, UnknownObjectError
-from manet.inference.scribbles import Box, Scribble, click_radius, make_annotation
+from manet.inference.scribbles import MAX_OBJECT_ID, Box, Scribble, click_radius, make_annotation
 from manet_widget import protocol
 from manet_widget.exporting import run_export
 from manet_widget.frame_cache import JpegCache
@@ -213,7 +213,7 @@ class AnnotatorController:
         """List saved ``(id, name)`` objects again (after resuming from an autosave)."""
         def restore(objects: ObjectList) -> None:
             for object_id, name in entries:
-                if 1 <= object_id <= 255 and name.strip():
+                if 1 <= object_id <= MAX_OBJECT_ID and name.strip():
                     objects.ensure(object_id)
                     objects.rename(object_id, name)
         self._edit_objects(restore)

@@ -14,7 +14,8 @@ import anywidget
 import numpy as np
 import traitlets
 
-from manet.inference.scribbles import Scribble
+from manet.inference.scribbles import Box, Scribble
+from manet_widget import autosave as autosaving
 from manet_widget.controller import AnnotatorController
 
 STATIC = Path(__file__).parent / "static"
@@ -25,7 +26,8 @@ export default { render({ el }) {
 } };
 """
 MAP_OVERLAYS = ("none", "global", "local", "augmented")
-TOOLS = ("scribble",)
+TOOLS = ("scribble", "click", "box", "paint", "erase")
+AUTOSAVE_STATES = ("off", "ready", "saving", "saved", "error")
 
 
 def _asset(name: str, fallback: str) -> Path | str:
@@ -34,19 +36,29 @@ def _asset(name: str, fallback: str) -> Path | str:
 
 
 class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
-    """Annotate a video interactively with scribbles; MA-Net propagates them to every frame.
+    """Annotate a video interactively; MA-Net propagates each round's prompts to every frame.
+
+    Prompts of one frame mix in one round: scribbles, clicks (a disc of ``click_radius``
+    pixels), boxes (one per object and round) - or a painted mask of the frame, applied as is.
 
     Args:
         session: a ``manet.Session`` holding the video and the model.
         prepare: compute all frame embeddings in the background right away, so the first
             round starts fast.
         jpeg_quality: quality of the frames sent to the browser.
+        autosave: a folder to save the session to after every round, undo and reset (on the
+            worker thread); ``None`` saves nothing. To resume after a kernel restart, open the
+            video with ``Annotator.from_video(video, autosave=folder)``. A folder holding another
+            video's save, or saved rounds while ``session`` has none, is refused.
 
-    Keys (with the widget focused): arrows step, ``p`` plays, 1-9 pick an object, ``0``/``b``
-    the background brush, Enter runs a round, Escape cancels, ``[``/``]`` brush size,
-    Ctrl+Z / Ctrl+Shift+Z undo and redo strokes, ``c`` clears the frame's strokes, ``f`` fits
-    the view, ``m`` cycles the matching-map overlay, ``o`` toggles fill/outline, ``s`` jumps to
-    the suggested frame. Wheel zooms; drag with Space or the middle button pans.
+    Tools (toolbar or keys, with the widget focused): ``d`` scribble, ``k`` click (right click:
+    background), ``r`` box (or Shift+drag with any prompt tool), ``n`` paint and ``e`` erase the
+    frame's mask for the selected object (Enter or Apply sends it). Other keys: arrows step,
+    ``p`` plays, 1-9 pick an object, ``0``/``b`` background, Enter runs a round, Escape cancels,
+    ``[``/``]`` brush size, Ctrl+Z / Ctrl+Shift+Z undo and redo, ``c`` clears the frame's prompts,
+    ``f`` fits the view, ``m`` cycles the matching-map overlay, ``o`` toggles fill/outline, ``s``
+    jumps to the suggested frame, ``?`` lists them all. Wheel zooms; Space+drag or the middle
+    button pans.
     """
 
     _esm = _asset("widget.js", _MISSING_BUNDLE)
@@ -65,7 +77,10 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     annotated_frames = traitlets.List(traitlets.Int()).tag(sync=True)
     round_history = traitlets.List(traitlets.Dict()).tag(sync=True)
     mask_version = traitlets.Int(0).tag(sync=True)
-    protocol_version = traitlets.Int(1).tag(sync=True)
+    protocol_version = traitlets.Int(2).tag(sync=True)
+    click_radius = traitlets.Float(1.0).tag(sync=True)
+    autosave_path = traitlets.Unicode("").tag(sync=True)
+    autosave_state = traitlets.Enum(AUTOSAVE_STATES, "off").tag(sync=True)
 
     # Written by the view (or from Python): how it looks.
     frame_index = traitlets.Int(0).tag(sync=True)
@@ -78,30 +93,48 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     play_fps = traitlets.Float(12.0, min=1.0, max=60.0).tag(sync=True)
     canvas_height = traitlets.Int(480).tag(sync=True)
 
-    def __init__(self, session: Any, *, prepare: bool = True, jpeg_quality: int = 85, **kwargs: Any) -> None:
+    def __init__(self, session: Any, *, prepare: bool = True, jpeg_quality: int = 85,
+                 autosave: str | Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        saver = None
+        if autosave is not None:
+            autosaving.check_target(session, autosave)
+            saver = autosaving.SessionAutosave(session, autosave)
         # self.log is the kernel's logger: errors land in the server log, not in a random cell.
-        self._controller = AnnotatorController(session, self, jpeg_quality=jpeg_quality, logger=self.log)
+        self._controller = AnnotatorController(session, self, jpeg_quality=jpeg_quality, logger=self.log,
+                                               autosave=saver)
         with self.hold_sync():
             for name, value in self._controller.initial_state().items():
                 setattr(self, name, value)
             self.brush_radius = float(max(2.0, round(min(session.height, session.width) / 60)))
+        if autosave is not None and autosaving.holds_session(autosave):
+            self._controller.restore_objects(autosaving.saved_objects(autosave))
         self.on_msg(self._on_custom_message)
         if prepare:
             self._controller.start_prepare()
 
     @classmethod
     def from_video(cls, video: Any, model: Any = None, *, session_config: Any = None,
-                   **kwargs: Any) -> Annotator:
-        """Open ``video`` (path, folder of images or (T, H, W, 3) uint8 RGB array) in a new session.
+                   autosave: str | Path | None = None, **kwargs: Any) -> Annotator:
+        """Open ``video`` (path, folder of images or (T, H, W, 3) uint8 RGB array) in a session.
 
-        ``model=None`` loads the shipped weights with ``manet.load_model()``.
+        ``model=None`` loads the shipped weights with ``manet.load_model()``. With ``autosave``
+        a folder that holds a saved session of the same video (and model) is resumed - rounds,
+        masks, memories and object names - and every later round is saved there again.
+
+        Raises:
+            manet.SessionFileError: the autosave folder holds a save that cannot be resumed
+                (another video or model, or damaged files).
         """
         import manet
 
         if model is None:
             model = manet.load_model()
-        return cls(manet.Session(model, video, config=session_config), **kwargs)
+        if autosave is None:
+            session = manet.Session(model, video, config=session_config)
+        else:
+            session = autosaving.open_session(video, model, autosave, session_config)
+        return cls(session, autosave=autosave, **kwargs)
 
     # ------------------------------------------------------------------ Frontend protocol
     def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None:
@@ -135,10 +168,19 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     def busy(self) -> bool:
         return self._controller.busy
 
-    def run(self, scribbles: Sequence[Scribble], frame: int, wait: bool = True,
+    def run(self, prompts: Sequence[Scribble | Box], frame: int, wait: bool = True,
             timeout: float | None = None) -> None:
-        """Run a round from Python, shown live in the widget; ``wait`` blocks until it ends."""
-        self._controller.start_round(scribbles, frame)
+        """Run a round from Python, shown live in the widget; ``wait`` blocks until it ends.
+
+        ``prompts`` mixes strokes, clicks (``Scribble.from_points``) and boxes (``manet.Box``).
+        """
+        self._controller.start_round(prompts, frame)
+        if wait:
+            self.wait(timeout)
+
+    def apply_mask(self, mask: np.ndarray, frame: int, wait: bool = True, timeout: float | None = None) -> None:
+        """Run a round whose ``frame`` result is exactly ``mask`` ((H, W) ids), then propagate it."""
+        self._controller.start_mask_round(mask, frame)
         if wait:
             self.wait(timeout)
 
@@ -147,7 +189,7 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
         self._controller.cancel()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until no round, export or warm-up runs; True if idle."""
+        """Block until no round, export, autosave or warm-up runs; True if idle."""
         return self._controller.wait(timeout)
 
     def undo_round(self) -> None:

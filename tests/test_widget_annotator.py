@@ -3,16 +3,20 @@ messages sent to the front end, the Python API and the import direction."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 import manet
-from manet import Scribble
+from manet import Box, Scribble
+from manet.inference.scribbles import click_radius
 from manet_widget import Annotator, protocol
 
 
@@ -67,6 +71,18 @@ def test_front_end_messages_drive_a_real_round(annotator: Annotator) -> None:
     assert 0 <= annotator.suggested_frame < 5 and annotator.suggested_frame != 1
 
 
+def test_clicks_and_a_box_from_the_front_end_reach_the_session(annotator: Annotator) -> None:
+    content, buffers = protocol.encode_run(2, clicks=[protocol.Click(1, 20.0, 24.0, None)],
+                                           boxes=[Box(1, 10.0, 10.0, 40.0, 38.0)])
+    annotator._on_custom_message(annotator, content, [memoryview(b) for b in buffers])
+    assert annotator.wait(60) and annotator.error == ""
+    annotation = annotator.session.rounds[0].annotation
+    assert annotation.boxes == (Box(1, 10.0, 10.0, 40.0, 38.0),)
+    (click,) = annotation.scribbles
+    assert click.points.tolist() == [[20.0, 24.0]] and click.radius == click_radius(48, 64) == annotator.click_radius
+    assert annotator.round_history[0]["clicks"] == 1 and annotator.round_history[0]["boxes"] == 1
+
+
 def test_python_api_round_undo_and_map(annotator: Annotator) -> None:
     annotator.run([Scribble(1, np.array([[15.0, 20.0], [25.0, 30.0]]), 3.0)], frame=0)
     assert annotator.round_index == 1 and annotator.error == ""
@@ -99,3 +115,58 @@ def test_library_never_imports_the_widget_stack() -> None:
             " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def write_frames(folder: Path, video: np.ndarray) -> Path:
+    folder.mkdir()
+    for t, frame in enumerate(video):
+        cv2.imwrite(str(folder / f"{t:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def tiny_model() -> Any:
+    torch.manual_seed(0)  # a restarted kernel rebuilds the same weights
+    return manet.load_model(weights=None, config=manet.ModelConfig.tiny())
+
+
+def test_autosave_survives_a_kernel_restart(tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "frames", tiny_video())
+    folder = tmp_path / "autosave"
+    first = Annotator.from_video(frames, model=tiny_model(), autosave=folder)
+    assert first.wait(60) and first.autosave_state == "ready" and first.autosave_path == str(folder)
+    first.rename_object(1, "dog")
+    first.run([Scribble(1, np.array([[12.0, 20.0], [28.0, 28.0]]), 3.0), Box(1, 8.0, 10.0, 36.0, 38.0)], frame=1)
+    painted = first.masks[3].copy()
+    painted[2:8, 50:60] = 2
+    first.apply_mask(painted, frame=3)
+    assert first.error == "" and first.autosave_state == "saved" and first.round_index == 2
+    masks, history = first.masks, first.round_history
+    del first
+    gc.collect()
+
+    second = Annotator.from_video(frames, model=tiny_model(), autosave=folder)
+    assert second.wait(60) and second.error == ""
+    assert second.round_index == 2 and second.round_history == history
+    np.testing.assert_array_equal(second.masks, masks)
+    np.testing.assert_array_equal(second.masks[3], painted)
+    assert [(o["id"], o["name"]) for o in second.objects] == [(1, "dog"), (2, "object 2")]
+    second.undo_round()  # saved again: a third kernel sees one round
+    assert second.wait(60) and second.autosave_state == "saved"
+    assert len(manet.Session.load(folder, tiny_model(), frames).rounds) == 1
+
+
+def test_autosave_refuses_to_overwrite_another_save(tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "frames", tiny_video())
+    folder = tmp_path / "autosave"
+    model = tiny_model()
+    first = Annotator.from_video(frames, model=model, autosave=folder, prepare=False)
+    first.run([Scribble(1, np.array([[12.0, 20.0]]), 3.0)], frame=0)
+    assert first.autosave_state == "saved"
+    with pytest.raises(manet.SessionStateError, match="resume them with Annotator.from_video"):
+        Annotator(manet.Session(model, frames), autosave=folder, prepare=False)
+    other = tiny_video()[:, :, ::-1].copy()
+    with pytest.raises(manet.SessionFileError, match="another video"):
+        Annotator(manet.Session(model, other), autosave=folder, prepare=False)
+    with pytest.raises(manet.SessionFileError, match="cannot be resumed"):
+        Annotator.from_video(other, model=model, autosave=folder, prepare=False)
+    assert len(manet.Session.load(folder, model, frames).rounds) == 1

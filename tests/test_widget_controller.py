@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from manet.errors import PropagationCancelled, SessionStateError
-from manet.inference.scribbles import Annotation, Scribble, make_annotation
+from manet.inference.scribbles import Annotation, Box, Scribble, click_radius, make_annotation
 from manet_widget import protocol
 from manet_widget.controller import AnnotatorController
 
@@ -54,10 +54,6 @@ class FakeSession:
         self.yielded: list[int] = []
 
     @property
-    def object_ids(self) -> list[int]:
-        return sorted({i for r in self._rounds for i in r.annotation.object_ids if i > 0})
-
-    @property
     def rounds(self) -> list[FakeRound]:
         return list(self._rounds)
 
@@ -70,15 +66,27 @@ class FakeSession:
     def frame(self, t: int) -> np.ndarray:
         return self.video[t]
 
-    def interact(self, scribbles: list[Scribble], frame: int | None = None) -> np.ndarray:
+    def interact(self, scribbles: list[Scribble | Box], frame: int | None = None) -> np.ndarray:
         assert frame is not None
         annotation = make_annotation(frame, scribbles, self.num_frames, self.width, self.height)
         mask = self.masks[frame].copy()
+        for box in annotation.boxes:
+            mask[int(box.y0):int(box.y1), int(box.x0):int(box.x1)] = box.object_id
         for s in annotation.scribbles:
             for x, y in s.points:
                 cv2.circle(mask, (int(x), int(y)), int(s.radius or 1), int(s.object_id), -1)
         self._pending = (annotation, mask)
         return mask
+
+    def interact_mask(self, mask: np.ndarray, frame: int) -> np.ndarray:
+        annotation = make_annotation(frame, [], self.num_frames, self.width, self.height, mask=mask)
+        assert annotation.mask is not None
+        self._pending = (annotation, np.array(annotation.mask))
+        return np.array(annotation.mask)
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted({i for r in self._rounds for i in r.annotation.object_ids if i > 0})
 
     def propagate(self, cancel: Callable[[], bool] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         if self._pending is None:
@@ -140,7 +148,7 @@ class Recorder:
     def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         self.messages.append((content, buffers))
 
-    def update_state(self, values: dict[str, Any]) -> None:
+    def update_state(self, values: Mapping[str, Any]) -> None:
         self.updates.append(dict(values))
         self.state.update(values)
 
@@ -157,8 +165,7 @@ def make(**session_args: Any) -> tuple[FakeSession, Recorder, AnnotatorControlle
 
 
 def run_content(frame: int, scribbles: list[Scribble]) -> tuple[dict[str, Any], list[bytes]]:
-    meta, header, data = protocol.encode_strokes(scribbles)
-    return {"type": "run", "frame": frame, "strokes": meta, "header": header}, [data]
+    return protocol.encode_run(frame, scribbles)
 
 
 STROKE = [Scribble(1, np.array([[8.0, 10.0], [12.0, 12.0]]), 3.0)]
@@ -359,3 +366,172 @@ def test_export_calls_the_library_exporter_in_the_background(monkeypatch, tmp_pa
     controller.handle_message({"type": "export", "format": "png", "path": str(tmp_path / "p")}, [])
     controller.wait(5)
     assert "has no export_png_folder" in recorder.state["error"]
+
+
+# ---------------------------------------------------------------------------------- clicks, boxes, paint
+def test_clicks_strokes_and_boxes_mix_in_one_run_message() -> None:
+    session, recorder, controller = make()
+    clicks = [protocol.Click(1, 20.0, 6.0, None), protocol.Click(0, 3.0, 3.0, 2.5)]
+    boxes = [Box(2, 2.0, 14.0, 12.0, 22.0)]
+    controller.handle_message(*protocol.encode_run(1, STROKE, clicks, boxes))
+    assert controller.wait(5) and recorder.state["error"] == ""
+    annotation = session.rounds[0].annotation
+    assert annotation.frame == 1 and annotation.boxes == tuple(boxes)
+    points = [(s.object_id, s.points.tolist(), s.radius) for s in annotation.scribbles]
+    assert points[0] == (1, STROKE[0].points.tolist(), 3.0)
+    assert points[1:] == [(1, [[20.0, 6.0]], click_radius(24, 32)), (0, [[3.0, 3.0]], 2.5)]
+    assert recorder.state["round_history"][0] | {"seconds": 0} == {
+        "round": 1, "frame": 1, "objects": [0, 1, 2], "strokes": 1, "clicks": 2, "boxes": 1, "mask": False,
+        "seconds": 0}
+    assert [o["id"] for o in recorder.state["objects"]] == [1, 2]
+    interactive = protocol.decode_array(*next((m[0]["header"], m[1]) for m in recorder.of_type("mask")))
+    assert (interactive[14:22, 2:12] == 2).mean() > 0.9 and interactive[6, 20] == 1
+
+
+def test_click_radius_trait_is_the_session_default() -> None:
+    _, recorder, _ = make(height=200, width=300)
+    assert recorder.state["click_radius"] == click_radius(200, 300) == 4.0
+
+
+def test_box_outside_the_frame_is_refused_with_a_message_and_nothing_runs() -> None:
+    session, recorder, controller = make()
+    controller.handle_message(*protocol.encode_run(0, STROKE, boxes=[Box(1, 10.0, 10.0, 40.0, 20.0)]))
+    assert recorder.state["error"].startswith("ScribbleError") and "outside the 32x24 frame" in recorder.state["error"]
+    assert recorder.of_type("error") and not recorder.of_type("round_started")
+    assert not controller.busy and recorder.state["status"] == "idle" and session.rounds == []
+    controller.handle_message(*protocol.encode_run(0, STROKE))  # the widget still works afterwards
+    assert controller.wait(5) and len(session.rounds) == 1
+
+
+def test_applied_mask_is_the_frames_result_and_propagates() -> None:
+    session, recorder, controller = make()
+    painted = np.zeros((24, 32), np.uint8)
+    painted[4:12, 6:20] = 3
+    painted[15:20, 2:5] = 1
+    controller.handle_message(*protocol.encode_apply_mask(2, painted))
+    assert controller.wait(5) and recorder.state["error"] == ""
+    pending = [m for m in recorder.of_type("mask") if m[0]["pending"]]
+    assert [m[0]["index"] for m in pending] == [2, 3, 4, 5, 1, 0]
+    np.testing.assert_array_equal(protocol.decode_array(pending[0][0]["header"], pending[0][1]), painted)
+    np.testing.assert_array_equal(controller.masks[2], painted)
+    assert session.rounds[0].annotation.mask is not None
+    assert recorder.state["round_history"][0]["mask"] is True and recorder.state["round_index"] == 1
+    assert [o["id"] for o in recorder.state["objects"]] == [1, 3]
+    controller.handle_message({"type": "request_mask", "index": 2}, [])
+    reply, buffers = recorder.of_type("mask")[-1]
+    np.testing.assert_array_equal(protocol.decode_array(reply["header"], buffers), painted)
+
+
+def test_mask_of_the_wrong_shape_shows_an_error_and_changes_nothing() -> None:
+    session, recorder, controller = make()
+    controller.handle_message(*protocol.encode_apply_mask(2, np.ones((20, 32), np.uint8)))
+    assert recorder.state["error"].startswith("ScribbleError") and "(24, 32)" in recorder.state["error"]
+    assert not controller.busy and session.rounds == [] and not recorder.of_type("round_started")
+    content, buffers = protocol.encode_apply_mask(2, np.ones((24, 32), np.uint8))
+    content["header"]["shape"] = [32, 24]
+    controller.handle_message(content, buffers)
+    assert "(24, 32)" in recorder.state["error"]
+    controller.handle_message(*protocol.encode_apply_mask(9, np.ones((24, 32), np.uint8)))
+    assert recorder.state["error"].startswith("FrameIndexError")
+    assert recorder.state["status"] == "idle" and session.rounds == []
+
+
+# ---------------------------------------------------------------------------------- autosave
+class FakeAutosave:
+    """Records saves; ``gate`` holds a save until released, ``fail`` makes the next save raise."""
+
+    def __init__(self, folder: Any) -> None:
+        self.folder = folder
+        self.saves: list[tuple[int, list[dict[str, Any]]]] = []
+        self.object_saves: list[list[dict[str, Any]]] = []
+        self.session: FakeSession | None = None
+        self.gate: threading.Event | None = None
+        self.started = threading.Event()
+        self.fail: Exception | None = None
+
+    def save(self, objects: Any) -> Any:
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(10), "test never released the save"
+        if self.fail is not None:
+            raise self.fail
+        assert self.session is not None and self.session._pending is None  # never mid-round
+        self.saves.append((len(self.session.rounds), [dict(o) for o in objects]))
+        return self.folder
+
+    def save_objects(self, objects: Any) -> None:
+        self.object_saves.append([dict(o) for o in objects])
+
+
+def make_saving(tmp_path: Any) -> tuple[FakeSession, Recorder, AnnotatorController, FakeAutosave]:
+    session, recorder = FakeSession(), Recorder()
+    saver = FakeAutosave(tmp_path)
+    saver.session = session
+    controller = AnnotatorController(session, recorder, autosave=saver)
+    recorder.update_state(controller.initial_state())
+    return session, recorder, controller, saver
+
+
+def test_autosave_runs_after_each_round_undo_and_reset(tmp_path) -> None:
+    _session, recorder, controller, saver = make_saving(tmp_path)
+    assert recorder.state["autosave_state"] == "ready" and recorder.state["autosave_path"] == str(tmp_path)
+    controller.handle_message(*run_content(0, STROKE))
+    assert controller.wait(5)
+    assert saver.saves == [(1, [{"id": 1, "name": "object 1", "color": "#e6194b"}])]
+    assert recorder.state["autosave_state"] == "saved" and recorder.state["status"] == "idle"
+    statuses = [u["status"] for u in recorder.updates if "status" in u]
+    assert statuses[-2:] == ["saving", "idle"]
+    kinds = [m[0]["type"] for m in recorder.messages]
+    assert kinds[-1] == "round_finished"  # the round shows as finished before the save starts
+    controller.handle_message({"type": "rename_object", "object_id": 1, "name": "dog"}, [])
+    assert saver.object_saves[-1][0]["name"] == "dog"
+    controller.start_round(STROKE, 3)
+    controller.wait(5)
+    controller.handle_message({"type": "undo_round"}, [])
+    assert controller.wait(5)
+    controller.handle_message({"type": "reset"}, [])
+    assert controller.wait(5)
+    assert [count for count, _ in saver.saves] == [1, 2, 1, 0]
+
+
+def test_autosave_runs_off_the_main_thread_and_a_run_queues_behind_it(tmp_path) -> None:
+    session, recorder, controller, saver = make_saving(tmp_path)
+    saver.gate = threading.Event()
+    controller.handle_message(*run_content(0, STROKE))
+    assert saver.started.wait(5)
+    assert recorder.state["status"] == "saving" and recorder.state["round_index"] == 1
+    controller.handle_message({"type": "request_frame", "index": 2}, [])  # served while saving
+    assert recorder.of_type("frame")[-1][0]["index"] == 2
+    controller.handle_message({"type": "request_map", "index": 0, "object_id": 1, "kind": "global"}, [])
+    assert recorder.of_type("map")[-1][0]["header"]["encoding"] == "zlib"
+    controller.handle_message(*run_content(4, [Scribble(1, np.array([[20.0, 5.0]]), 2.0)]))
+    assert recorder.state["error"] == "" and recorder.state["status"] == "running"
+    saver.gate.set()
+    assert controller.wait(5)
+    assert len(session.rounds) == 2 and [count for count, _ in saver.saves] == [1, 2]
+    assert recorder.state["status"] == "idle" and recorder.state["autosave_state"] == "saved"
+
+
+def test_undo_during_a_save_waits_for_it(tmp_path) -> None:
+    session, recorder, controller, saver = make_saving(tmp_path)
+    saver.gate = threading.Event()
+    controller.start_round(STROKE, 0)
+    assert saver.started.wait(5)
+    threading.Timer(0.1, saver.gate.set).start()
+    controller.handle_message({"type": "undo_round"}, [])
+    assert recorder.state["error"] == "" and session.rounds == []
+    assert controller.wait(5) and [count for count, _ in saver.saves] == [1, 0]
+
+
+def test_a_failing_autosave_shows_an_error_and_keeps_the_round(tmp_path) -> None:
+    session, recorder, controller, saver = make_saving(tmp_path)
+    saver.fail = OSError("No space left on device")
+    controller.handle_message(*run_content(0, STROKE))
+    assert controller.wait(5)
+    assert recorder.state["error"] == "OSError: No space left on device"
+    assert recorder.of_type("error")[-1][0]["message"] == recorder.state["error"]
+    assert recorder.state["autosave_state"] == "error" and recorder.state["status"] == "idle"
+    assert recorder.state["round_index"] == 1 and len(session.rounds) == 1
+    saver.fail = None
+    controller.start_round(STROKE, 2)
+    assert controller.wait(5) and recorder.state["autosave_state"] == "saved" and recorder.state["error"] == ""

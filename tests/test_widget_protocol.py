@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from manet.errors import ScribbleError
-from manet.inference.scribbles import Scribble
+from manet.inference.scribbles import Box, Scribble
 from manet_widget import protocol
 from manet_widget.protocol import ProtocolError
 
@@ -19,8 +19,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "js" / "tests" / "fixtures" / "pr
 
 
 def run_message(scribbles: list[Scribble], frame: int = 2) -> tuple[dict, list[bytes]]:
-    meta, header, data = protocol.encode_strokes(scribbles)
-    return {"type": "run", "frame": frame, "strokes": meta, "header": header}, [data]
+    return protocol.encode_run(frame, scribbles)
 
 
 def test_run_message_round_trips_strokes_in_float32() -> None:
@@ -37,7 +36,8 @@ def test_run_message_round_trips_strokes_in_float32() -> None:
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda c, b: c.update(strokes=[]), "non-empty 'strokes'"),
+    (lambda c, b: c.update(strokes=[]), "at least one stroke, click or box"),
+    (lambda c, b: c.update(strokes={}), "'strokes' must be a list"),
     (lambda c, b: c["header"].update(dtype="float64"), "float32"),
     (lambda c, b: c["strokes"][0].update(count=5), "does not match"),
     (lambda c, b: b.__setitem__(0, b[0][:-4]), "bytes"),
@@ -45,12 +45,86 @@ def test_run_message_round_trips_strokes_in_float32() -> None:
     (lambda c, b: c["strokes"][0].update(radius="big"), "radius"),
     (lambda c, b: c["strokes"][0].update(count=0), "count >= 1"),
     (lambda c, b: c.update(frame="3"), "'frame' must be an integer"),
+    (lambda c, b: c["strokes"][0].update(kind="lasso"), "stroke kind"),
+    (lambda c, b: c["strokes"][0].update(kind="click"), "exactly one point"),
+    (lambda c, b: c.update(boxes=[{"object_id": 1, "x0": 0, "y0": 0, "x1": "9", "y1": 9}]), "'x1' must be a number"),
+    (lambda c, b: c.update(boxes=[[1, 0, 0, 9, 9]]), "a box must be an object"),
+    (lambda c, b: c.update(boxes={"object_id": 1}), "'boxes' must be a list"),
+    (lambda c, b: c.update(boxes=[{"object_id": 2, "x0": 0, "y0": 0, "x1": 5, "y1": 5},
+                                  {"object_id": 2, "x0": 1, "y0": 1, "x1": 6, "y1": 6}]), "one box per object"),
 ])
 def test_malformed_run_messages_are_rejected_with_a_reason(mutate, match) -> None:
     content, buffers = run_message([Scribble(1, np.array([[1.0, 2.0], [3.0, 4.0]]), 2.0)])
     mutate(content, buffers)
     with pytest.raises(ProtocolError, match=match):
         protocol.parse_message(content, buffers)
+
+
+def test_clicks_and_boxes_travel_with_strokes_in_one_run_message() -> None:
+    stroke = Scribble(1, np.array([[1.0, 2.0], [3.0, 4.0]]), 2.0)
+    clicks = [protocol.Click(2, 10.5, 11.25, None), protocol.Click(0, 30.0, 5.0, 4.0)]
+    boxes = [Box(1, 0.0, 1.0, 20.0, 21.5), Box(2, 5.0, 5.0, 9.0, 9.0)]
+    content, buffers = protocol.encode_run(4, [stroke], clicks, boxes)
+    assert [s["kind"] for s in content["strokes"]] == ["stroke", "click", "click"]
+    assert content["header"]["shape"] == [4, 2]
+    request = protocol.parse_message(content, buffers)
+    assert isinstance(request, protocol.RunRound)
+    assert request == protocol.RunRound(4, request.scribbles, tuple(clicks), tuple(boxes))
+    np.testing.assert_array_equal(request.scribbles[0].points, stroke.points)
+    disc = clicks[0].to_scribble(default_radius=7.0)
+    assert disc.radius == 7.0 and disc.object_id == 2 and disc.points.tolist() == [[10.5, 11.25]]
+    assert clicks[1].to_scribble(default_radius=7.0).radius == 4.0
+
+
+def test_a_run_of_boxes_alone_has_an_empty_point_buffer() -> None:
+    content, buffers = protocol.encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
+    assert content["strokes"] == [] and buffers == [b""]
+    request = protocol.parse_message(content, buffers)
+    assert isinstance(request, protocol.RunRound) and request.boxes == (Box(3, 1.0, 2.0, 3.0, 4.0),)
+    assert request.scribbles == () and request.clicks == ()
+
+
+def test_bad_box_and_click_values_raise_scribble_error() -> None:
+    content, buffers = protocol.encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
+    content["boxes"][0].update(x1=0.5)  # x1 < x0: an empty box
+    with pytest.raises(ScribbleError, match="empty"):
+        protocol.parse_message(content, buffers)
+    content["boxes"][0].update(x1=9.0, object_id=0)  # a box for the background
+    with pytest.raises(ScribbleError, match="object id in 1"):
+        protocol.parse_message(content, buffers)
+    content, buffers = protocol.encode_run(0, clicks=[protocol.Click(300, 1.0, 1.0, None)])
+    with pytest.raises(ScribbleError, match="out of range"):
+        protocol.parse_message(content, buffers)
+
+
+def test_apply_mask_message_round_trips_a_painted_mask() -> None:
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:20, 10:30] = 3
+    mask[25:, :5] = 1
+    content, buffers = protocol.encode_apply_mask(6, mask)
+    assert content["header"] == {"dtype": "uint8", "shape": [30, 40], "encoding": "zlib"}
+    request = protocol.parse_message(content, buffers)
+    assert isinstance(request, protocol.ApplyMask) and request.frame == 6
+    np.testing.assert_array_equal(request.mask, mask)
+    assert not request.mask.flags.writeable
+    empty = protocol.parse_message(*protocol.encode_apply_mask(0, np.zeros((3, 4), np.uint8)))
+    assert isinstance(empty, protocol.ApplyMask) and empty.mask.shape == (3, 4) and not empty.mask.any()
+
+
+@pytest.mark.parametrize("header, buffers, match", [
+    ({"dtype": "uint8", "shape": [4, 5], "encoding": "zlib"}, [zlib.compress(bytes(19))], "holds 19 values"),
+    ({"dtype": "uint8", "shape": [4, 5], "encoding": "zlib"}, [zlib.compress(bytes(4000))], "holds 21"),
+    ({"dtype": "uint8", "shape": [4, 5], "encoding": "zlib"}, [b"not zlib"], "not valid zlib"),
+    ({"dtype": "uint8", "shape": [4, 5], "encoding": "raw"}, [bytes(20)], "travels zlib'd"),
+    ({"dtype": "uint8", "shape": [4, 5], "encoding": "zlib"}, [], "travels zlib'd"),
+    ({"dtype": "int32", "shape": [4, 5], "encoding": "zlib"}, [zlib.compress(bytes(20))], "dtype: 'uint8'"),
+    ({"dtype": "uint8", "shape": [4, 5, 3], "encoding": "zlib"}, [zlib.compress(bytes(60))], "shape \\[H, W\\]"),
+    ({"dtype": "uint8", "shape": [100000, 100000], "encoding": "zlib"}, [zlib.compress(bytes(9))], "larger than"),
+])
+def test_malformed_mask_payloads_are_rejected(header, buffers, match) -> None:
+    """Sizes are checked against the header while inflating: a zip bomb stops at H*W + 1 bytes."""
+    with pytest.raises(ProtocolError, match=match):
+        protocol.parse_message({"type": "apply_mask", "frame": 0, "header": header}, buffers)
 
 
 def test_stroke_with_bad_object_id_raises_scribble_error() -> None:
@@ -123,14 +197,25 @@ def test_frame_codec_is_jpeg_close_to_the_original() -> None:
 def test_golden_run_message_shared_with_the_typescript_side() -> None:
     """The same bytes are produced by js/protocol.ts (checked in js/tests/protocol.test.ts)."""
     golden = json.loads(GOLDEN.read_text())
+    assert golden["protocol_version"] == protocol.PROTOCOL_VERSION
     buffer = base64.b64decode(golden["buffer_base64"])
     request = protocol.parse_message(golden["content"], [buffer])
     assert isinstance(request, protocol.RunRound)
-    expected = golden["strokes"]
-    assert [s.object_id for s in request.scribbles] == [s["objectId"] for s in expected]
-    for scribble, stroke in zip(request.scribbles, expected):
+    strokes = [s for s in golden["strokes"] if s["kind"] == "stroke"]
+    assert [s.object_id for s in request.scribbles] == [s["objectId"] for s in strokes]
+    for scribble, stroke in zip(request.scribbles, strokes):
         np.testing.assert_allclose(scribble.points.ravel(), stroke["points"], rtol=1e-6)
         assert scribble.radius == pytest.approx(stroke["radius"])
-    meta, header, data = protocol.encode_strokes(list(request.scribbles))
-    assert meta == golden["content"]["strokes"] and header == golden["content"]["header"]
-    assert data == buffer
+    clicks = [s for s in golden["strokes"] if s["kind"] == "click"]
+    assert request.clicks == tuple(protocol.Click(c["objectId"], c["points"][0], c["points"][1], c["radius"]) for c in clicks)
+    assert request.boxes == tuple(Box(b["objectId"], b["x0"], b["y0"], b["x1"], b["y1"]) for b in golden["boxes"])
+    content, buffers = protocol.encode_run(request.frame, request.scribbles, request.clicks, request.boxes)
+    assert content == golden["content"] and buffers == [buffer]
+
+
+def test_golden_apply_mask_message_shared_with_the_typescript_side() -> None:
+    golden = json.loads(GOLDEN.read_text())["apply_mask"]
+    request = protocol.parse_message(golden["content"], [base64.b64decode(golden["buffer_base64"])])
+    assert isinstance(request, protocol.ApplyMask) and request.frame == golden["frame"]
+    expected = np.array(golden["values"], np.uint8).reshape(golden["height"], golden["width"])
+    np.testing.assert_array_equal(request.mask, expected)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { actionForKey, type KeyLike } from "../keyboard";
+import { actionForKey, SHORTCUTS, type KeyLike } from "../keyboard";
 
 const key = (k: string, mods: Partial<KeyLike> = {}): KeyLike => ({
   key: k, ctrlKey: false, metaKey: false, shiftKey: false, altKey: false, ...mods,
@@ -24,5 +24,15 @@ describe("shortcuts", () => {
     expect(actionForKey(key("s", { ctrlKey: true }))).toBeNull();
     expect(actionForKey(key("c", { altKey: true }))).toBeNull();
     expect(actionForKey(key("x"))).toBeNull();
+  });
+
+  it("picks tools with d, k, r, n, e and lists them in the help", () => {
+    expect(["d", "k", "r", "n", "E"].map((k) => actionForKey(key(k)))).toEqual([
+      { kind: "tool", tool: "scribble" }, { kind: "tool", tool: "click" }, { kind: "tool", tool: "box" },
+      { kind: "tool", tool: "paint" }, { kind: "tool", tool: "erase" }]);
+    expect(actionForKey(key("d", { ctrlKey: true }))).toBeNull();
+    expect(actionForKey(key("Delete"))).toBeNull();
+    const help = SHORTCUTS.map(([keys, what]) => `${keys} ${what}`).join("\n");
+    for (const word of ["scribble", "click", "box", "paint", "erase", "Shift+drag"]) expect(help).toContain(word);
   });
 });

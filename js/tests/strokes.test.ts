@@ -1,48 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pressureScale, StrokeBuilder, StrokeStore } from "../strokes";
-import type { Stroke } from "../protocol";
-
-const stroke = (objectId: number): Stroke => ({ objectId, radius: 2, points: [1, 1] });
-
-describe("StrokeStore", () => {
-  it("undoes and redoes adds and clears per frame", () => {
-    const s = new StrokeStore();
-    s.add(3, stroke(1));
-    s.add(3, stroke(2));
-    s.add(5, stroke(1));
-    expect(s.get(3).map((x) => x.objectId)).toEqual([1, 2]);
-    expect(s.clear(3)).toBe(true);
-    expect(s.get(3)).toEqual([]);
-    expect(s.undo(3)).toBe(true);
-    expect(s.get(3)).toHaveLength(2);
-    expect(s.undo(3)).toBe(true);
-    expect(s.get(3)).toHaveLength(1);
-    expect(s.redo(3)).toBe(true);
-    expect(s.get(3)).toHaveLength(2);
-    s.add(3, stroke(0));
-    expect(s.canRedo(3)).toBe(false);
-    expect(s.get(5)).toHaveLength(1);
-    expect(s.framesWithStrokes().sort()).toEqual([3, 5]);
-  });
-
-  it("reports nothing to undo, clear or redo on a fresh frame", () => {
-    const s = new StrokeStore();
-    expect(s.undo(0)).toBe(false);
-    expect(s.redo(0)).toBe(false);
-    expect(s.clear(0)).toBe(false);
-  });
-
-  it("forgets a committed frame and drops a deleted object's strokes", () => {
-    const s = new StrokeStore();
-    s.add(1, stroke(1));
-    s.add(1, stroke(2));
-    s.dropObject(2);
-    expect(s.get(1).map((x) => x.objectId)).toEqual([1]);
-    s.forget(1);
-    expect(s.get(1)).toEqual([]);
-    expect(s.canUndo(1)).toBe(false);
-  });
-});
+import { pressureScale, StrokeBuilder } from "../strokes";
 
 describe("StrokeBuilder", () => {
   it("thins points closer than the spacing and clamps to the frame", () => {

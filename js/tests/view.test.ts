@@ -1,125 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { zlibSync } from "fflate";
-import type { AnyModel } from "@anywidget/types";
 import { decodeRun, type OutgoingMessage } from "../protocol";
-import type { Traits } from "../traits";
-import { AnnotatorView } from "../view";
+import { key, nextFrame, pointer, setup, useCanvasMock } from "./harness";
 
-type Handler = (...args: unknown[]) => void;
-
-class FakeModel {
-  traits: Traits;
-  handlers = new Map<string, Handler[]>();
-  sent: { content: OutgoingMessage; buffers?: ArrayBuffer[] }[] = [];
-
-  constructor(overrides: Partial<Traits> = {}) {
-    this.traits = {
-      num_frames: 10, height: 60, width: 80, objects: [{ id: 1, name: "object 1", color: "#e6194b" },
-        { id: 2, name: "object 2", color: "#3cb44b" }],
-      round_index: 0, status: "idle", progress: { done: 0, total: 0 }, error: "", suggested_frame: -1,
-      annotated_frames: [], round_history: [], mask_version: 0, protocol_version: 1, frame_index: 0,
-      active_object: 1, overlay_opacity: 0.5, overlay_mode: "fill", map_overlay: "none", brush_radius: 4,
-      tool: "scribble", play_fps: 12, canvas_height: 480, ...overrides,
-    };
-  }
-
-  get(key: string): unknown {
-    return this.traits[key];
-  }
-
-  set(key: string, value: unknown): void {
-    const changed = this.traits[key] !== value;
-    this.traits[key] = value;
-    if (changed) this.emit(`change:${key}`);
-  }
-
-  save_changes(): void {}
-
-  on(event: string, handler: Handler): void {
-    this.handlers.set(event, [...(this.handlers.get(event) ?? []), handler]);
-  }
-
-  off(event: string, handler: Handler): void {
-    this.handlers.set(event, (this.handlers.get(event) ?? []).filter((h) => h !== handler));
-  }
-
-  emit(event: string, ...args: unknown[]): void {
-    for (const h of this.handlers.get(event) ?? []) h(...args);
-  }
-
-  send(content: OutgoingMessage, _callbacks?: unknown, buffers?: ArrayBuffer[]): void {
-    this.sent.push({ content, buffers });
-  }
-
-  receive(content: unknown, buffers: Uint8Array[] = []): void {
-    this.emit("msg:custom", content, buffers.map((b) => new DataView(b.buffer, b.byteOffset, b.byteLength)));
-  }
-
-  ofType<T extends OutgoingMessage["type"]>(type: T): Extract<OutgoingMessage, { type: T }>[] {
-    return this.sent.map((s) => s.content).filter((c): c is Extract<OutgoingMessage, { type: T }> => c.type === type);
-  }
-}
-
-const drawn: { canvas: HTMLCanvasElement; op: string; args: unknown[] }[] = [];
-
-function mockContext(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
-  const target: Record<string, unknown> = {
-    createImageData: (w: number, h: number) => ({ data: new Uint8ClampedArray(w * h * 4), width: w, height: h }),
-    measureText: () => ({ width: 10 }),
-  };
-  return new Proxy(target, {
-    get(t, prop: string) {
-      if (prop in t) return t[prop];
-      return (...args: unknown[]) => { drawn.push({ canvas, op: prop, args }); };
-    },
-    set(t, prop: string, value) {
-      t[prop] = value;
-      return true;
-    },
-  }) as unknown as CanvasRenderingContext2D;
-}
-
-const contexts = new WeakMap<HTMLCanvasElement, CanvasRenderingContext2D>();
-
-beforeEach(() => {
-  drawn.length = 0;
-  vi.spyOn(HTMLCanvasElement.prototype, "getContext").mockImplementation(function (this: HTMLCanvasElement) {
-    let ctx = contexts.get(this);
-    if (ctx === undefined) {
-      ctx = mockContext(this);
-      contexts.set(this, ctx);
-    }
-    return ctx as never;
-  });
-});
-
-afterEach(() => {
-  vi.restoreAllMocks();
-  document.body.replaceChildren();
-});
-
-function setup(overrides: Partial<Traits> = {}): { model: FakeModel; view: AnnotatorView } {
-  const model = new FakeModel(overrides);
-  const el = document.createElement("div");
-  document.body.appendChild(el);
-  const decoder = async (): Promise<CanvasImageSource> => document.createElement("canvas");
-  const view = new AnnotatorView(model as unknown as AnyModel<Traits>, el, decoder);
-  return { model, view };
-}
-
-function pointer(target: EventTarget, type: string, x: number, y: number, init: PointerEventInit = {}): void {
-  target.dispatchEvent(new PointerEvent(type, {
-    clientX: x, clientY: y, pointerId: 1, pointerType: "mouse", bubbles: true, cancelable: true, ...init,
-  }));
-}
-
-function key(target: EventTarget, k: string, init: KeyboardEventInit = {}): KeyboardEvent {
-  const event = new KeyboardEvent("keydown", { key: k, bubbles: true, cancelable: true, ...init });
-  target.dispatchEvent(event);
-  return event;
-}
-
-const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 40));
+useCanvasMock();
 
 describe("AnnotatorView", () => {
   it("asks for the first frame and lists the objects with a background row", () => {
@@ -158,7 +42,7 @@ describe("AnnotatorView", () => {
     const { view } = setup();
     pointer(view.ui.canvas, "pointerdown", 100, 100, { button: 2 });
     pointer(view.ui.canvas, "pointerup", 100, 100, { button: 2 });
-    expect(view.strokes.get(0).map((s) => s.objectId)).toEqual([0]);
+    expect(view.prompts.get(0).map((s) => s.objectId)).toEqual([0]);
     const before = view.view.offsetX;
     key(view.ui.root, " ");
     pointer(view.ui.canvas, "pointerdown", 100, 100, { button: 0 });
@@ -166,7 +50,7 @@ describe("AnnotatorView", () => {
     pointer(view.ui.canvas, "pointerup", 130, 100);
     view.ui.root.dispatchEvent(new KeyboardEvent("keyup", { key: " ", bubbles: true }));
     expect(view.view.offsetX).toBeCloseTo(before + 30);
-    expect(view.strokes.get(0)).toHaveLength(1);
+    expect(view.prompts.get(0)).toHaveLength(1);
   });
 
   it("keeps key events from reaching JupyterLab and steps frames", () => {
@@ -197,11 +81,11 @@ describe("AnnotatorView", () => {
     pointer(view.ui.canvas, "pointerdown", 50, 50, { button: 0 });
     pointer(view.ui.canvas, "pointerup", 50, 50);
     key(view.ui.root, "z", { ctrlKey: true });
-    expect(view.strokes.get(0)).toHaveLength(0);
+    expect(view.prompts.get(0)).toHaveLength(0);
     key(view.ui.root, "Z", { ctrlKey: true, shiftKey: true });
-    expect(view.strokes.get(0)).toHaveLength(1);
+    expect(view.prompts.get(0)).toHaveLength(1);
     key(view.ui.root, "c");
-    expect(view.strokes.get(0)).toHaveLength(0);
+    expect(view.prompts.get(0)).toHaveLength(0);
   });
 
   it("draws streamed masks, then commits them and forgets the run strokes", async () => {
@@ -225,7 +109,7 @@ describe("AnnotatorView", () => {
     model.set("round_index", 1);
     model.set("mask_version", 1);
     model.set("status", "idle");
-    expect(view.strokes.get(0)).toHaveLength(0);
+    expect(view.prompts.get(0)).toHaveLength(0);
     expect(view.masks.get(1, true)).toBeNull();
     expect(view.masks.get(0, true)).toEqual(ids);
     expect(model.ofType("request_mask")).toHaveLength(0);

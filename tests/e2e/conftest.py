@@ -48,6 +48,7 @@ def jupyter_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     video = harness.write_video(root / "shapes.mp4")
     (root / "annotate.ipynb").write_text(harness.notebook_json(video))
     (root / "annotate_nb7.ipynb").write_text(harness.notebook_json(video))
+    (root / "tools.ipynb").write_text(harness.notebook_json(video))
     try:
         with harness.jupyter_lab(root, {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}) as server:
             yield server

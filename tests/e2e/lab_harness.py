@@ -245,6 +245,30 @@ class NotebookPage:
             mouse.move(*self.screen_point(x, y), steps=5)
         mouse.up(button=button)
 
+    def click(self, x: float, y: float, button: str = "left") -> None:
+        """Click at image pixel (x, y) on the canvas."""
+        self.page.locator(".manet-annotator canvas.manet-canvas").scroll_into_view_if_needed()
+        self.page.mouse.click(*self.screen_point(x, y), button=button)
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float], modifier: str | None = None) -> None:
+        """Drag from image pixel ``start`` to ``end``, holding ``modifier`` (e.g. "Shift") if given."""
+        self.page.locator(".manet-annotator canvas.manet-canvas").scroll_into_view_if_needed()
+        if modifier is not None:
+            self.page.keyboard.down(modifier)
+        mouse = self.page.mouse
+        mouse.move(*self.screen_point(*start))
+        mouse.down()
+        mouse.move(*self.screen_point(*end), steps=6)
+        mouse.up()
+        if modifier is not None:
+            self.page.keyboard.up(modifier)
+
+    def press(self, *keys: str) -> None:
+        """Focus the annotator and press ``keys`` one after another."""
+        self.view("v.ui.root.focus()")
+        for key in keys:
+            self.page.keyboard.press(key)
+
     def snapshot_canvas(self, name: str) -> None:
         self.page.evaluate(f"""() => {{ const v = {VIEW}; const c = v.ui.canvas;
             window[{name!r}] = c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(); }}""")

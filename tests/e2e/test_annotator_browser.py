@@ -46,7 +46,7 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
     notebook.snapshot_canvas("beforeRound")
     drawn = [(75.0, 125.0), (100.0, 140.0), (125.0, 130.0)]
     notebook.scribble(drawn)
-    assert notebook.view("v.strokes.get(0).length") == 1
+    assert notebook.view("v.prompts.get(0).length") == 1
     page.keyboard.press("Enter")
     notebook.wait("v.get('round_index') === 1 && v.get('status') === 'idle' && !v.masks.running", timeout=180_000)
     stats = notebook.view("v.stats")
@@ -94,7 +94,7 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
     assert after_cancel["rounds"] == 1 and not after_cancel["pending"]
     assert after_cancel["masks_md5"] == after_round["masks_md5"] == after_cancel["session_md5"]
     assert notebook.view("v.get('round_index')") == 1
-    assert notebook.view("v.strokes.get(10).length") == 1  # the strokes stay for another try
+    assert notebook.view("v.prompts.get(10).length") == 1  # the strokes stay for another try
     root.screenshot(path=str(artifacts / "jupyterlab_after_cancel.png"))
 
     # The session still works after the cancel: run the kept strokes to completion.
@@ -135,10 +135,122 @@ def test_renders_and_draws_in_notebook_7(jupyter_server: Any, open_notebook: Any
     notebook = open_notebook(jupyter_server.url("/notebooks/annotate_nb7.ipynb"))
     notebook.snapshot_canvas("blank")
     notebook.scribble([(330.0, 40.0), (390.0, 70.0)])
-    assert notebook.view("v.strokes.get(0).length") == 1
+    assert notebook.view("v.prompts.get(0).length") == 1
     assert notebook.changed_pixels("blank") > 50
     count = new_page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length")
     new_page.keyboard.press("b")
     new_page.keyboard.press("a")
     assert new_page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.length") == count
     new_page.locator(".manet-annotator").screenshot(path=str(artifacts / "notebook7_stroke.png"))
+
+
+PAINTED = ("(() => { const ids = v.paint.ids(v.frame); let s = '';"
+           " for (let i = 0; i < ids.length; i += 8192) s += String.fromCharCode(...ids.subarray(i, i + 8192));"
+           " return btoa(s); })()")
+
+
+def finish_round(notebook: Any, number: int) -> None:
+    notebook.wait(f"v.get('round_index') === {number} && v.get('status') === 'idle' && !v.masks.running",
+                  timeout=180_000)
+
+
+def test_click_box_and_paint_rounds(jupyter_server: Any, open_notebook: Any, new_page: Any,
+                                    artifacts: Path) -> None:
+    notebook = open_notebook(jupyter_server.url("/lab/workspaces/tools/tree/tools.ipynb"))
+    root = new_page.locator(".manet-annotator")
+    radius = float(notebook.run_python("print(annotator.click_radius)"))
+    assert radius == pytest.approx(0.02 * 270)
+
+    # Round 1, click tool: a positive click on the red disc and a right click (background) beside it.
+    notebook.press("k")
+    assert notebook.view("v.get('tool')") == "click"
+    notebook.snapshot_canvas("beforeClicks")
+    notebook.click(100.0, 135.0)
+    notebook.click(300.0, 220.0, button="right")
+    assert new_page.locator(".lm-Menu").count() == 0  # JupyterLab's context menu stays closed
+    assert notebook.view("v.prompts.get(0).map((c) => [c.objectId, c.kind])") == [[1, "click"], [0, "click"]]
+    root.screenshot(path=str(artifacts / "tools_clicks.png"))
+    notebook.press("?")
+    root.screenshot(path=str(artifacts / "tools_help.png"))
+    notebook.press("?", "Enter")
+    finish_round(notebook, 1)
+    clicks = json.loads(notebook.run_python(
+        "import json\na = annotator.session.rounds[0].annotation\n"
+        "print(json.dumps([[s.object_id, s.points.tolist(), s.radius] for s in a.scribbles] + [len(a.boxes)]))"))
+    assert clicks[-1] == 0 and [c[0] for c in clicks[:-1]] == [1, 0]
+    for (_, points, got_radius), want in zip(clicks[:-1], [(100.0, 135.0), (300.0, 220.0)]):
+        assert len(points) == 1 and got_radius == pytest.approx(radius)
+        assert abs(points[0][0] - want[0]) < 1.5 and abs(points[0][1] - want[1]) < 1.5, (points, want)
+    after_clicks = kernel_state(notebook)
+    assert after_clicks["rounds"] == 1 and after_clicks["object_pixels"] > 0 and after_clicks["error"] == ""
+    page_wait_draw(notebook)
+    assert notebook.changed_pixels("beforeClicks") > 500
+    root.screenshot(path=str(artifacts / "tools_after_click_round.png"))
+
+    # Round 2 on frame 5: a new object, boxed with Shift+drag around the green square.
+    notebook.press(*["ArrowRight"] * 5)
+    notebook.wait("v.frame === 5 && v.hasFrame(5)")
+    new_page.get_by_role("button", name="Add an object").click()
+    notebook.wait("v.get('active_object') === 2")
+    notebook.snapshot_canvas("beforeBox")
+    notebook.drag((320.0, 50.0), (410.0, 130.0), modifier="Shift")
+    assert notebook.view("v.prompts.get(5).length") == 0
+    box = notebook.view("v.prompts.boxes(5)")
+    assert len(box) == 1 and box[0]["objectId"] == 2
+    root.screenshot(path=str(artifacts / "tools_box_drawn.png"))
+    notebook.press("Enter")
+    finish_round(notebook, 2)
+    boxes = json.loads(notebook.run_python(
+        "a = annotator.session.rounds[1].annotation\n"
+        "print(json.dumps([a.frame, len(a.scribbles)] + [[b.object_id, b.x0, b.y0, b.x1, b.y1] for b in a.boxes]))"))
+    assert boxes[:2] == [5, 0] and len(boxes) == 3 and boxes[2][0] == 2
+    for got, corner in zip(boxes[2][1:], (320.0, 50.0, 410.0, 130.0)):
+        assert abs(got - corner) < 1.5, (boxes, corner)
+    after_box = kernel_state(notebook)
+    assert after_box["rounds"] == 2 and after_box["masks_md5"] != after_clicks["masks_md5"]
+    assert int(notebook.run_python("print(int((annotator.masks == 2).sum()))")) > 0
+    page_wait_draw(notebook)
+    assert notebook.changed_pixels("beforeBox") > 500
+    root.screenshot(path=str(artifacts / "tools_after_box_round.png"))
+
+    # Round 3 on frame 10: paint object 2 in, erase part of it, undo the erase, erase again; Apply.
+    notebook.press(*["ArrowRight"] * 5, "n", "2")
+    notebook.wait("v.frame === 10 && v.hasFrame(10) && v.shownMask(10) !== undefined")
+    notebook.snapshot_canvas("beforePaint")
+    notebook.drag((150.0, 40.0), (280.0, 60.0))
+    notebook.drag((150.0, 200.0), (150.0, 250.0))
+    notebook.press("e")
+    notebook.drag((200.0, 30.0), (200.0, 70.0))
+    notebook.press("Control+z")
+    notebook.drag((260.0, 30.0), (260.0, 70.0))
+    assert notebook.view("v.paint.edited(10) && !v.ui.apply.hidden && !v.ui.apply.disabled")
+    painted = notebook.view(PAINTED)
+    assert notebook.view("v.paint.ids(10)[50 * 480 + 200]") == 2  # the undone erase
+    assert notebook.view("v.paint.ids(10)[50 * 480 + 260]") != 2  # the kept erase
+    page_wait_draw(notebook)
+    assert notebook.changed_pixels("beforePaint") > 500
+    root.screenshot(path=str(artifacts / "tools_painted.png"))
+    new_page.get_by_role("button", name="Apply the painted mask").click()
+    finish_round(notebook, 3)
+    result = json.loads(notebook.run_python(
+        "import base64, numpy as np\n"
+        f"painted = np.frombuffer(base64.b64decode({painted!r}), np.uint8).reshape(270, 480)\n"
+        "r = annotator.session.rounds[2]\n"
+        "print(json.dumps({'frame': r.annotation.frame, 'has_mask': r.annotation.mask is not None,"
+        " 'widget': bool((annotator.masks[10] == painted).all()),"
+        " 'session': bool((annotator.session.masks[10] == painted).all()),"
+        " 'object2': int((painted == 2).sum()), 'error': annotator.error}))"))
+    assert result == {"frame": 10, "has_mask": True, "widget": True, "session": True,
+                      "object2": result["object2"], "error": ""}
+    assert result["object2"] > 1000
+    assert not notebook.view("v.paint.has(10)")
+    root.screenshot(path=str(artifacts / "tools_after_paint_round.png"))
+    errors = [line for line in new_page.console_log if line.startswith("pageerror")]
+    assert not errors, errors
+
+
+def page_wait_draw(notebook: Any) -> None:
+    """Let the canvas redraw after the last change (one animation frame and a margin)."""
+    draws = notebook.view("(v.invalidate(), v.stats.draws)")
+    notebook.wait(f"v.stats.draws > {draws}")
+    notebook.page.wait_for_timeout(100)
