@@ -255,8 +255,8 @@ def test_propagate_without_a_round_and_twice_at_once() -> None:
 
 def test_a_failing_cancel_callback_leaves_the_session_intact() -> None:
     session = started_session()
+    before = state(session)  # a failed propagation returns the session to its state before interact()
     session.interact([Scribble(2, [[30, 8], [34, 12]])], frame=2)
-    before = state(session)
 
     def cancel() -> bool:
         raise RuntimeError("callback bug")
