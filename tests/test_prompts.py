@@ -87,7 +87,7 @@ def test_strokes_become_clicks_at_their_middle() -> None:
     clicked = strokes_to_clicks(Annotation(4, (stroke,)), radius=click_radius(240, 427))
     (click,) = clicked.scribbles
     assert clicked.frame == 4 and click.object_id == 2
-    assert np.array_equal(click.points, [[10.0, 0.0]]) and click.radius == pytest.approx(4.8)
+    assert np.array_equal(click.points, [[10.0, 0.0]]) and click.radius == pytest.approx(9.6)
 
 
 def test_evaluator_runs_with_clicks(tmp_path, tiny_model) -> None:

@@ -99,7 +99,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--prompt", choices=["scribbles", "clicks"], default="scribbles",
                         help="how the simulated user annotates: strokes, or clicks at the strokes' middles")
     parser.add_argument("--click-radius", type=float, default=None, metavar="FRACTION",
-                        help="click radius as a fraction of the frame's short side (default 0.02)")
+                        help="click radius as a fraction of the frame's short side (default 0.04)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
 

@@ -24,7 +24,7 @@ MAX_OBJECT_ID = 255
 UNLABELLED = -1
 # A click is a disc whose radius is this fraction of the frame's short side (tuned on the dev
 # split with the simulated user's strokes replaced by clicks at their midpoints).
-CLICK_RADIUS_FRACTION = 0.02
+CLICK_RADIUS_FRACTION = 0.04
 
 
 def click_radius(height: int, width: int, fraction: float = CLICK_RADIUS_FRACTION) -> float:
