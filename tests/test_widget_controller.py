@@ -390,7 +390,7 @@ def test_clicks_strokes_and_boxes_mix_in_one_run_message() -> None:
 
 def test_click_radius_trait_is_the_session_default() -> None:
     _, recorder, _ = make(height=200, width=300)
-    assert recorder.state["click_radius"] == click_radius(200, 300) == 4.0
+    assert recorder.state["click_radius"] == click_radius(200, 300) == 8.0
 
 
 def test_box_outside_the_frame_is_refused_with_a_message_and_nothing_runs() -> None:
