@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from manet.inference.scribbles import CLICK_RADIUS_FRACTION
+
 pytestmark = pytest.mark.e2e
 
 STATE = ("import json, hashlib\n"
@@ -159,7 +161,7 @@ def test_click_box_and_paint_rounds(jupyter_server: Any, open_notebook: Any, new
     notebook = open_notebook(jupyter_server.url("/lab/workspaces/tools/tree/tools.ipynb"))
     root = new_page.locator(".manet-annotator")
     radius = float(notebook.run_python("print(annotator.click_radius)"))
-    assert radius == pytest.approx(0.02 * 270)
+    assert radius == pytest.approx(CLICK_RADIUS_FRACTION * 270)
 
     # Round 1, click tool: a positive click on the red disc and a right click (background) beside it.
     notebook.press("k")
