@@ -148,8 +148,9 @@ class Session:
         if not self._rounds:
             return np.zeros((self.height, self.width), dtype=np.uint8)
         cached = self._mask_cache.get(index)
-        if cached is None and index in self.fixed_frames():
-            cached = np.array(self.fixed_frames()[index])
+        if cached is None:
+            fixed = self.fixed_frames().get(index)
+            cached = None if fixed is None else np.array(fixed)
         if cached is None:
             record = self._rounds[-1]
             cached = self._to_mask(record.logits[index].float(), record.channels)

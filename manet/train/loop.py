@@ -102,14 +102,13 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     return model
 
 
-def set_train_mode(model: MANet, config: TrainConfig) -> None:
+def set_train_mode(model: MANet) -> None:
     """Train mode for the parts that learn; frozen parts keep their batch-norm statistics."""
     model.train()
-    for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if not any(parameter.requires_grad for parameter in module.parameters()):
-                module.eval()
-    del config
+    for module in model.modules():
+        frozen = not any(parameter.requires_grad for parameter in module.parameters())
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen:
+            module.eval()
 
 
 def scaled_perturbation(scale: float) -> PerturbConfig:
@@ -198,7 +197,7 @@ class Trainer:
 
     def run(self, on_log: LogCallback | None = None, max_steps: int | None = None) -> Path:
         """Train until ``config.steps`` (or ``max_steps`` more steps); returns the checkpoint path."""
-        set_train_mode(self.model, self.config)
+        set_train_mode(self.model)
         target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
         started, losses = time.perf_counter(), []
         rng = np.random.default_rng((self.config.seed, self.step, self.rank))
