@@ -46,12 +46,13 @@ class ModelConfig:
     normalization: Literal["tf", "imagenet"] = "tf"
     pretrained_backbone: bool = True
     interaction_scribbles: Literal["signed", "positive"] = "signed"
+    matching_skip: Literal["none", "interaction", "propagation", "both"] = "none"
 
     @classmethod
     def lite(cls) -> ModelConfig:
         """The CPU default: frozen EfficientNet-Lite0 features as the embedding (E = 360), trained
-        heads 128 wide (~3x cheaper than 256)."""
-        return cls(encoder="lite-features", embedding_dim=360)
+        heads 128 wide (~3x cheaper than 256) over a matching skip."""
+        return cls(encoder="lite-features", embedding_dim=360, matching_skip="both")
 
     @classmethod
     def lite_decoder(cls) -> ModelConfig:
@@ -71,11 +72,23 @@ class ModelConfig:
         return cls(encoder="tiny", embedding_dim=8, decoder_channels=8, head_width=8,
                    head_layers=2, head_kernel=3, pretrained_backbone=False)
 
+    def __post_init__(self) -> None:
+        if self.matching_skip not in ("none", "interaction", "propagation", "both"):
+            raise ValueError("matching_skip must be 'none', 'interaction', 'propagation' or 'both', "
+                             f"got {self.matching_skip!r}")
+
+    def skips(self, head: Literal["interaction", "propagation"]) -> bool:
+        """Whether ``head`` has the matching skip."""
+        return self.matching_skip == "both" or self.matching_skip == head
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        skip = data.get("matching_skip")
+        if isinstance(skip, bool):  # written as a flag for both heads by early versions
+            data = {**data, "matching_skip": "both" if skip else "none"}
         return _from_dict(cls, data)
 
 
@@ -99,6 +112,10 @@ class SessionConfig:
         device: torch device string; ``None`` picks CUDA when available, else CPU.
         embedding_budget_mb: embeddings beyond this many megabytes spill to a memory-mapped
             file instead of RAM.
+        reuse_budget_mb: what round 1 computes for every later round (the propagation head's
+            embedding stems, local distances between neighbouring frames; ~3.6 MB a frame at
+            the default working size) is kept up to this many megabytes; frames past it are
+            recomputed in every round.
         max_reference_pixels: cap on the reference pixels per object for the global map; more
             are subsampled evenly (the round-1 ROI background holds thousands of pixels, and
             the global map's cost grows linearly with them). ``None`` uses all.
@@ -114,6 +131,7 @@ class SessionConfig:
     precision: Precision = "auto"
     device: str | None = None
     embedding_budget_mb: float = 1024.0
+    reuse_budget_mb: float = 1024.0
     max_reference_pixels: int | None = 1024
 
     def __post_init__(self) -> None:
@@ -123,6 +141,8 @@ class SessionConfig:
             raise ValueError(f"window must be >= 0, got {self.window}")
         if self.memory_rounds < 1:
             raise ValueError(f"memory_rounds (R) must be >= 1, got {self.memory_rounds}")
+        if self.reuse_budget_mb < 0:
+            raise ValueError(f"reuse_budget_mb must be >= 0, got {self.reuse_budget_mb}")
         if self.roi_margin < 0:
             raise ValueError(f"roi_margin must be >= 0, got {self.roi_margin}")
 

@@ -79,6 +79,32 @@ def test_local_matching_map_matches_naive(window: int, block: int) -> None:
     assert torch.all(result[2] == 1.0)
 
 
+@pytest.mark.parametrize("window", [1, 2, 4])
+def test_reversed_local_distances_are_those_of_the_swapped_pair(window: int) -> None:
+    generator = torch.Generator().manual_seed(window)
+    first = torch.randn(5, 6, 7, generator=generator)
+    second = torch.randn(5, 6, 7, generator=generator)
+    forward = matching.local_distances(first, second, window, block=4)
+    assert forward.shape == (matching.window_offsets(window), 6, 7)
+    backward = matching.reverse_local_distances(forward, window)
+    assert torch.allclose(backward, matching.local_distances(second, first, window, block=3), atol=1e-6)
+    assert torch.equal(matching.reverse_local_distances(backward, window), forward)
+
+
+def test_local_map_from_cached_distances_matches_naive_in_both_directions() -> None:
+    generator = torch.Generator().manual_seed(7)
+    current = torch.randn(4, 7, 9, generator=generator) * 0.6
+    previous = torch.randn(4, 7, 9, generator=generator) * 0.6
+    masks = torch.rand(2, 7, 9, generator=generator) > 0.6
+    masks[1] = False
+    masks[1, 0, 0] = True
+    cached = matching.local_distances(previous, current, 2).half()  # stored the other way round
+    result = matching.local_matching_from_distances(matching.reverse_local_distances(cached, 2), masks, 2)
+    assert torch.allclose(result, naive_local(current, previous, masks, 2), atol=2e-3)
+    with pytest.raises(ValueError, match="window 3 needs 49"):
+        matching.local_matching_from_distances(cached, masks, 3)
+
+
 def test_augmented_map_is_local_match_against_own_scribbles() -> None:
     embedding = torch.randn(3, 6, 6)
     scribbles = torch.zeros(2, 6, 6, dtype=torch.bool)

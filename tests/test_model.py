@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -146,3 +147,43 @@ def test_lite_checkpoint_holds_only_the_heads(tmp_path) -> None:
     loaded = load_checkpoint(path)
     assert loaded.config == ModelConfig.lite()
     assert torch.equal(loaded.interaction_head.classifier.weight, model.interaction_head.classifier.weight)
+
+
+def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
+    from manet.model.matching import global_matching_map, stroke_matching_map
+
+    model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
+    generator = torch.Generator().manual_seed(3)
+    embedding = torch.randn(1, 8, 6, 7, generator=generator)
+    strokes = torch.zeros(2, 6, 7)
+    strokes[1, 2, 2:5] = 1.0
+    strokes[0, 5, :] = 1.0
+    strokes[0][strokes[1] > 0] = -1.0
+    strokes[1][strokes[0] > 0] = -1.0
+    first_round = torch.zeros(2, 6, 7)
+    first_round[0] = 1.0
+    with torch.no_grad():
+        logits = model.interaction_logits(embedding, strokes, first_round)
+        expected = -20.0 * stroke_matching_map(embedding[0], strokes, first_round)
+        assert torch.allclose(logits, expected, atol=1e-5)
+        pixels = embedding[0].flatten(1).t()
+        assert torch.allclose(expected, -20.0 * global_matching_map(
+            embedding[0], [pixels[strokes[0].flatten() > 0], pixels[strokes[1].flatten() > 0]]), atol=1e-5)
+        # After round 1 a previous-round pixel no stroke contradicts is its own nearest reference.
+        previous = torch.zeros(2, 6, 7)
+        previous[1, :3] = 1.0
+        previous[0, 3:] = 1.0
+        later = stroke_matching_map(embedding[0], strokes, previous)
+        assert torch.all(later[1, :2] == 0) and torch.all(later[1, 3:5] > 0)
+        global_maps = torch.rand(2, 6, 7, generator=generator)
+        local_maps = torch.rand(2, 6, 7, generator=generator)
+        propagated = model.propagation_logits(embedding, global_maps, local_maps, previous)
+        assert torch.allclose(propagated, -20.0 * global_maps, atol=1e-5)
+    names = [name for name, _ in model.named_parameters()]
+    assert "propagation_head.skip_scale" in names and "interaction_head.skip_scale" in names
+    with pytest.raises(ValueError, match="matching skip"):
+        model.propagation_head.add_skip(torch.zeros(2, 6, 7), None)
+    one = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="propagation"))
+    assert one.propagation_head.skip_scale is not None and one.interaction_head.skip_scale is None
+    with pytest.raises(ValueError, match="matching_skip must be"):
+        ModelConfig(matching_skip="yes")  # type: ignore[arg-type]

@@ -206,3 +206,29 @@ def test_embeddings_spill_to_disk_beyond_budget(tiny_model, video) -> None:
     assert session.embeddings.spilled
     in_memory = manet.Session(tiny_model, video).run_round(square_scribbles(), frame=2)
     assert np.array_equal(masks, in_memory)
+
+
+def test_later_rounds_reuse_stems_and_distances_with_the_same_result(tiny_model, video) -> None:
+    reusing = manet.Session(tiny_model, video)
+    recomputing = manet.Session(tiny_model, video, SessionConfig(reuse_budget_mb=0))
+    for session in (reusing, recomputing):
+        session.run_round(square_scribbles(), frame=2)
+    kept = len(reusing.reuse)
+    # 7 stems (every frame but the interactive one) and 7 neighbour pairs.
+    assert kept == 14 and len(recomputing.reuse) == 0
+    misses = reusing.reuse.misses
+    # Round 2 starts elsewhere: frames 3..5 are now visited backwards, reading reversed distances.
+    for session in (reusing, recomputing):
+        session.run_round([Scribble(1, [[44, 30], [48, 34]])], frame=6)
+    assert reusing.reuse.misses == misses + 1, "only frame 2's stem (interactive in round 1) was new"
+    agreement = (reusing.masks == recomputing.masks).mean()
+    assert agreement > 0.999, f"reused results changed the masks ({agreement:.4f} of pixels agree)"
+
+
+def test_reuse_stays_within_its_budget(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video, SessionConfig(reuse_budget_mb=0.05))
+    session.run_round(square_scribbles(), frame=0)
+    assert 0 < len(session.reuse) < 14
+    assert session.reuse.used_bytes <= 0.05 * 2**20
+    with pytest.raises(ValueError, match="neighbouring frames"):
+        session.reuse.distances(3, 5, lambda: torch.zeros(1))

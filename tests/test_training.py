@@ -14,6 +14,7 @@ from data_synthetic import make_synthetic_davis
 
 from manet.config import ModelConfig
 from manet.model.checkpoint import load_checkpoint
+from manet.model.network import MANet
 from manet.train.loop import TrainConfig, Trainer
 
 TINY = dict(batch_size=2, crop=32, window=2, log_every=1, checkpoint_every=100, seed=0)
@@ -137,3 +138,26 @@ def test_compose_takes_heads_from_runs_on_the_same_encoder(dataset: Path, tmp_pa
                     ModelConfig.tiny()).run()
     with pytest.raises(CheckpointError, match="different encoder"):
         compose(stage1, {"interaction_head.": other})
+
+
+def test_matching_skip_is_added_and_composed_per_head(tmp_path: Path) -> None:
+    from manet.model.checkpoint import save_checkpoint
+    from manet.train.export import compose, with_matching_skip
+
+    plain = save_checkpoint(MANet(ModelConfig.tiny()), tmp_path / "plain.safetensors")
+    skipped_model = with_matching_skip(plain)
+    assert skipped_model.config.matching_skip == "both"
+    original = load_checkpoint(plain).state_dict()
+    for name, value in skipped_model.state_dict().items():
+        if ".classifier." in name:
+            assert torch.count_nonzero(value) == 0, name
+        elif name.endswith("skip_scale"):
+            assert float(value) == 20.0
+        else:
+            assert torch.equal(value, original[name]), name
+    skipped = save_checkpoint(skipped_model, tmp_path / "skip.safetensors")
+    mixed = compose(skipped, {"interaction_head.": plain})
+    assert mixed.config.matching_skip == "propagation"
+    assert torch.equal(mixed.interaction_head.classifier.weight, load_checkpoint(plain).interaction_head.classifier.weight)
+    assert mixed.propagation_head.skip_scale is not None and mixed.interaction_head.skip_scale is None
+    assert compose(plain, {"interaction_head.": skipped}).config.matching_skip == "interaction"

@@ -1,4 +1,4 @@
-"""The interaction branch of one round: scribbles -> interactive-frame logits and augmented map."""
+"""The interaction branch of one round: scribbles -> interactive-frame logits (and its augmented map)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ from manet.model.network import MANet
 
 @dataclass(frozen=True)
 class InteractionResult:
-    """labels: (h, w) int16 stroke ids (-1 none) incl. ROI background; logits: (C, h, w) float32;
-    augmented: (C, h, w) float32 augmented map at the grid, or None when switched off."""
+    """labels: (h, w) int16 stroke ids (-1 none) incl. ROI background; logits: (C, h, w) float32."""
 
     labels: np.ndarray
     logits: torch.Tensor
-    augmented: torch.Tensor | None
 
 
 def stroke_labels(annotation: Annotation, frame_size: tuple[int, int], grid: tuple[int, int],
@@ -108,9 +106,16 @@ def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels:
             maps = scribble_maps(labels, channels, device)
         previous = one_hot(previous_labels, len(channels), grid, device)
         logits = model.interaction_logits(embedding[None], maps, previous).float()
-    augmented = None
-    if config.augmented_map:
-        pooled_masks = pool_masks(channel_masks(labels, channels, device))
-        pooled = augmented_map(pool_embedding(embedding), pooled_masks, config.window)
-        augmented = upsample_maps(pooled, grid).clamp(0, 1)
-    return InteractionResult(labels, logits, augmented)
+    return InteractionResult(labels, logits)
+
+
+def augmented(embedding: torch.Tensor, labels: np.ndarray, channels: Channels, window: int) -> torch.Tensor:
+    """Eq 7 for the interactive frame: (C, h, w) float32 at the grid of ``embedding`` (E, h, w).
+
+    Only the global memory reads it, so a session computes it when propagation starts, not
+    while the user waits for the interactive frame's mask.
+    """
+    grid = (int(embedding.shape[1]), int(embedding.shape[2]))
+    pooled_masks = pool_masks(channel_masks(labels, channels, embedding.device))
+    pooled = augmented_map(pool_embedding(embedding), pooled_masks, window)
+    return upsample_maps(pooled, grid).clamp(0, 1)

@@ -17,10 +17,13 @@ from manet.config import SessionConfig
 from manet.inference.embeddings import EmbeddingStore, autocast_context
 from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
 from manet.inference.memory import GlobalMemory, LocalMemory
+from manet.inference.reuse import ReuseCache
 from manet.inference.state import PendingRound
 from manet.model.matching import (
+    evenly_subsampled,
     global_matching_map,
-    local_matching_map,
+    local_distances,
+    local_matching_from_distances,
     pool_embedding,
     pool_labels,
     upsample_maps,
@@ -39,7 +42,7 @@ class Propagator:
 
     def __init__(self, model: MANet, embeddings: EmbeddingStore, config: SessionConfig, pending: PendingRound,
                  committed_global: GlobalMemory | None, local_memory: LocalMemory,
-                 fixed: dict[int, np.ndarray] | None = None) -> None:
+                 fixed: dict[int, np.ndarray] | None = None, reuse: ReuseCache | None = None) -> None:
         self.model = model
         self.embeddings = embeddings
         self.config = config
@@ -50,6 +53,7 @@ class Propagator:
         self.global_memory = committed_global.clone() if committed_global is not None else self.fresh_global()
         self.global_memory.grow(self.channels)
         self.local_memory = local_memory
+        self.reuse = reuse if reuse is not None else ReuseCache(0.0, config.window)
         # Frames with a user-given mask keep it: their logits are that mask, never the head's.
         self.fixed = {frame: torch.from_numpy(channel_indices(mask_to_grid(mask, self.grid), pending.channels))
                       for frame, mask in (fixed or {}).items()}
@@ -75,7 +79,6 @@ class Propagator:
 
     def run(self, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(frame, (C, h, w) float32 logits)`` for every frame but the interactive one."""
-        pooled_cache: dict[int, torch.Tensor] = {}
         for frame, previous in self.order():
             if frame in self.fixed:
                 logits = one_hot(self.fixed[frame], self.channels, self.grid, torch.device("cpu")) * 20.0 - 10.0
@@ -83,22 +86,24 @@ class Propagator:
                 yield frame, logits
                 continue
             with torch.inference_mode(), autocast_context(device, self.config.precision):
-                logits = self._step(frame, previous, pooled_cache)
+                logits = self._step(frame, previous)
             self.logits[frame] = logits.to(torch.float16)
             yield frame, logits
 
-    def _step(self, frame: int, previous: int, pooled_cache: dict[int, torch.Tensor]) -> torch.Tensor:
+    def _step(self, frame: int, previous: int) -> torch.Tensor:
         clock = time.perf_counter()
         embedding = self.embeddings.get(frame)
         clock = self._lap("embedding", clock)
         with torch.autocast(embedding.device.type, enabled=False):
             global_maps = self._global_maps(frame, embedding)
             clock = self._lap("global_map", clock)
-            local_maps = self._local_maps(frame, previous, embedding, pooled_cache)
+            local_maps = self._local_maps(frame, previous, embedding)
             clock = self._lap("local_map", clock)
         previous_labels = self.logits[previous].float().argmax(dim=0)
         previous_masks = one_hot(previous_labels, self.channels, self.grid, embedding.device)
-        logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks).float()
+        stem = self.reuse.stem(frame, lambda: self.model.propagation_stem(embedding[None]))
+        logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks,
+                                               stem=stem).float()
         self._lap("heads", clock)
         return logits
 
@@ -113,17 +118,16 @@ class Propagator:
         self.global_memory.write(frame, current.cpu(), aggregate=self.config.global_memory)
         return self.global_memory.read(frame, self.channels).to(embedding.device)
 
-    def _local_maps(self, frame: int, previous: int, embedding: torch.Tensor,
-                    pooled_cache: dict[int, torch.Tensor]) -> torch.Tensor:
+    def _local_maps(self, frame: int, previous: int, embedding: torch.Tensor) -> torch.Tensor:
         """Eq 4 then eq 5/6; returns the local maps read from memory, upsampled to the grid."""
-        pooled = pool_embedding(embedding)
-        pooled_previous = pooled_cache.pop(previous, None)
-        if pooled_previous is None:
+        def compute() -> torch.Tensor:
             pooled_previous = pool_embedding(self.embeddings.get(previous))
-        pooled_cache[frame] = pooled
+            return local_distances(pool_embedding(embedding), pooled_previous, self.config.window)
+
+        distances = self.reuse.distances(frame, previous, compute)
         previous_labels = self.logits[previous].float().argmax(dim=0).to(embedding.device)
         previous_masks = pool_labels(previous_labels, self.channels)
-        current = local_matching_map(pooled, pooled_previous, previous_masks, self.config.window)
+        current = local_matching_from_distances(distances, previous_masks, self.config.window)
         self.local_memory.write(frame, current.cpu())
         rounds = self.config.memory_rounds if self.config.local_memory else 1
         chosen = self.local_memory.read(frame, rounds).to(embedding.device)
@@ -138,9 +142,3 @@ class Propagator:
         self.global_memory.write(self.pending.frame, maps.cpu(), aggregate=self.config.global_memory)
 
 
-
-def evenly_subsampled(rows: torch.Tensor, limit: int | None) -> torch.Tensor:
-    """At most ``limit`` rows, evenly spaced in their (row-major, so spatial) order."""
-    if limit is None or rows.shape[0] <= limit:
-        return rows
-    return rows[torch.linspace(0, rows.shape[0] - 1, limit).round().long()]

@@ -29,6 +29,7 @@ from manet.inference import interaction
 from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocast_context
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.propagation import Propagator
+from manet.inference.reuse import ReuseCache
 from manet.inference.resample import GridResampler
 from manet.inference.scribbles import Annotation, Box, Scribble, make_annotation, parse_davis
 from manet.inference.state import Channels, MatchingMaps, PendingRound, RoundRecord
@@ -73,6 +74,8 @@ class Session:
         self.working_size = working_size_for(self.video.height, self.video.width, self.config.working_size)
         self.embeddings = EmbeddingStore(self.video, self.model, self.working_size, self.device,
                                          self.config.precision, self.config.embedding_budget_mb)
+        # Stems and neighbour distances: the same in every round, so round 1 leaves them behind.
+        self.reuse = ReuseCache(self.config.reuse_budget_mb, self.config.window)
         self._resampler: GridResampler | None = None
         self._propagating = False  # a propagate() generator is between its first step and its end
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
@@ -205,8 +208,7 @@ class Session:
             result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
                                      channels, previous, first_round=not self._rounds,
                                      frame_size=(self.height, self.width), config=self.config)
-        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(),
-                                     result.augmented, 0.0)
+        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0)
         mask = self._pending_mask(self._pending)
         self._pending.seconds = time.perf_counter() - started
         return mask
@@ -240,7 +242,12 @@ class Session:
         pending = self._pending
         started = time.perf_counter()
         fixed = {frame: mask for frame, mask in self.fixed_frames().items() if frame != pending.frame}
-        propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local, fixed)
+        if self.config.augmented_map and pending.augmented is None:
+            with torch.inference_mode():
+                pending.augmented = interaction.augmented(self.embeddings.get(pending.frame), pending.labels,
+                                                          pending.channels, self.config.window)
+        propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local, fixed,
+                                self.reuse)
         new_cache: dict[int, np.ndarray] = {pending.frame: self._pending_mask(pending)}
         completed = False
         self._propagating = True

@@ -83,7 +83,8 @@ class PendingRound:
         labels: (h, w) int16 grid of stroke ids (-1 = none), with the first-round ROI
             background filled in.
         logits: (C, h, w) float32 interaction-head logits of the interactive frame.
-        augmented: (C, h, w) float32 augmented map at the stride-4 grid, or None.
+        augmented: (C, h, w) float32 augmented map at the stride-4 grid; None until propagation
+            starts (or with the augmented map switched off).
         seconds: time spent in ``interact``.
     """
 

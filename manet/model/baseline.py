@@ -15,10 +15,11 @@ import dataclasses
 import torch
 
 from manet.config import ModelConfig
-from manet.model.matching import global_matching_map
+from manet.model.matching import stroke_matching_map
+from manet.model.heads import SKIP_SCALE
 from manet.model.network import MANet
 
-LOGIT_SCALE = 20.0
+LOGIT_SCALE = SKIP_SCALE
 
 
 class MatchingBaseline(MANet):
@@ -30,17 +31,14 @@ class MatchingBaseline(MANet):
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,
                            previous_masks: torch.Tensor) -> torch.Tensor:
-        # Each object's reference pixels: its strokes, plus its previous-round mask where no other
-        # id was stroked (so a round that only corrects one object keeps the others).
-        frame = embedding[0].float()
-        pixels = frame.flatten(1).t()
-        kept = (previous_masks > 0.5) & (scribble_maps >= 0)
-        if bool((previous_masks[0] > 0.5).all()):  # round 1: no previous result to keep
-            kept = torch.zeros_like(kept)
-        references = [pixels[((strokes > 0) | keep).flatten()] for strokes, keep in zip(scribble_maps, kept)]
-        return -LOGIT_SCALE * global_matching_map(frame, references)
+        # Each object's strokes, plus its previous-round mask where no other id was stroked.
+        return -LOGIT_SCALE * stroke_matching_map(embedding[0].float(), scribble_maps, previous_masks)
+
+    def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
-                           local_maps: torch.Tensor, previous_masks: torch.Tensor) -> torch.Tensor:
+                           local_maps: torch.Tensor, previous_masks: torch.Tensor,
+                           stem: torch.Tensor | None = None) -> torch.Tensor:
         # The global map only: matching to the previous frame's hard mask drifts.
         return -LOGIT_SCALE * global_maps.float()

@@ -20,6 +20,9 @@ from manet.model.layers import SeparableLayer
 
 INTERACTION_MAPS = 2
 PROPAGATION_MAPS = 3
+# Initial weight of the matching skip: logits of -20 x distance make a distance gap of 0.1
+# a factor e^2 in probability.
+SKIP_SCALE = 20.0
 
 
 class SegmentationHead(nn.Module):
@@ -30,7 +33,8 @@ class SegmentationHead(nn.Module):
     computed once per frame (:meth:`embedding_stem`) and the objects add only their maps' share.
     """
 
-    def __init__(self, embedding_dim: int, map_channels: int, width: int, layers: int, kernel: int) -> None:
+    def __init__(self, embedding_dim: int, map_channels: int, width: int, layers: int, kernel: int,
+                 matching_skip: bool = False) -> None:
         super().__init__()
         self.embedding_dim = embedding_dim
         self.map_channels = map_channels
@@ -39,6 +43,22 @@ class SegmentationHead(nn.Module):
             SeparableLayer(in_channels if index == 0 else width, width, kernel) for index in range(layers)
         )
         self.classifier = nn.Conv2d(width, 1, 1)
+        # With the matching skip, logit = head output - skip_scale * matching map; the classifier
+        # starts at zero, so an untrained head is exactly nearest-neighbour matching and
+        # training learns a correction of it.
+        self.skip_scale: nn.Parameter | None = None
+        if matching_skip:
+            self.skip_scale = nn.Parameter(torch.tensor(SKIP_SCALE))
+            nn.init.zeros_(self.classifier.weight)
+            nn.init.zeros_(self.classifier.bias)
+
+    def add_skip(self, logits: torch.Tensor, skip_map: torch.Tensor | None) -> torch.Tensor:
+        """``logits - skip_scale * skip_map`` (unchanged without a skip)."""
+        if self.skip_scale is None:
+            return logits
+        if skip_map is None:
+            raise ValueError("this head has a matching skip: pass the matching map it adds to its logits")
+        return logits - self.skip_scale * skip_map.to(logits.dtype)
 
     def embedding_stem(self, embedding: torch.Tensor) -> torch.Tensor:
         """The embedding's contribution to the first pointwise conv (inference, eval-mode BN).

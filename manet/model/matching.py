@@ -7,6 +7,8 @@ reference pixel of that object is in reach". All maths in float32.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -50,8 +52,11 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
         (C, h, w) float32 in [0, 1].
     """
     embedding_dim, height, width = target.shape
-    pixels = target.reshape(embedding_dim, -1).t().float()
-    pixel_norm = (pixels * pixels).sum(-1)
+    # (E, N) layout: both the norms and the products run over contiguous memory (transposing
+    # to (N, E) first made a later round's global map 5x slower).
+    pixels = target.reshape(embedding_dim, -1).float()
+    count = pixels.shape[1]
+    pixel_norm = (pixels * pixels).sum(0)
     maps = []
     for reference in references:
         reference = reference.float()
@@ -59,19 +64,134 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
             maps.append(torch.ones((height, width), device=target.device))
             continue
         reference_norm = (reference * reference).sum(-1)
-        ref_chunk = max(1, min(reference.shape[0], block_elements // max(1, pixels.shape[0])))
+        ref_chunk = max(1, min(reference.shape[0], block_elements // max(1, count)))
         pix_chunk = max(1, block_elements // ref_chunk)
-        rows_nearest = []
-        for start in range(0, pixels.shape[0], pix_chunk):
-            rows = slice(start, start + pix_chunk)
+        nearest = []
+        for start in range(0, count, pix_chunk):
+            cols = slice(start, start + pix_chunk)
             chunks = []
             for ref_start in range(0, reference.shape[0], ref_chunk):
-                cols = slice(ref_start, ref_start + ref_chunk)
-                squared = pixel_norm[rows, None] + reference_norm[None, cols] - 2.0 * pixels[rows] @ reference[cols].t()
-                chunks.append(squared.amin(dim=1))
-            rows_nearest.append(torch.stack(chunks).amin(dim=0))
-        maps.append(distance_from_squared(torch.cat(rows_nearest)).reshape(height, width))
+                rows = slice(ref_start, ref_start + ref_chunk)
+                squared = reference_norm[rows, None] + pixel_norm[None, cols] - 2.0 * reference[rows] @ pixels[:, cols]
+                chunks.append(squared.amin(dim=0))
+            nearest.append(torch.stack(chunks).amin(dim=0))
+        maps.append(distance_from_squared(torch.cat(nearest)).reshape(height, width))
     return torch.stack(maps) if maps else target.new_zeros((0, height, width), dtype=torch.float32)
+
+
+def evenly_subsampled(rows: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """At most ``limit`` rows, evenly spaced in their (row-major, so spatial) order."""
+    if limit is None or rows.shape[0] <= limit:
+        return rows
+    return rows[torch.linspace(0, rows.shape[0] - 1, limit, device=rows.device).round().long()]
+
+
+def stroke_matching_map(embedding: torch.Tensor, scribble_maps: torch.Tensor, previous_masks: torch.Tensor,
+                        max_references: int | None = 1024) -> torch.Tensor:
+    """The interactive frame matched to its own annotation: what the interaction head's skip adds.
+
+    Each object's reference pixels are its strokes (at most ``max_references``, evenly spread);
+    after round 1 its previous-round pixels that no other id stroked count as well, at distance 0
+    (a pixel is its own nearest neighbour), so a round that corrects one object keeps the others.
+
+    Args:
+        embedding: (E, h, w) embedding of the interactive frame.
+        scribble_maps: (K, h, w) float, > 0 on the object's strokes, < 0 on other ids' strokes.
+        previous_masks: (K, h, w) float previous-round probabilities; all background in round 1.
+    Returns:
+        (K, h, w) float32 in [0, 1].
+    """
+    pixels = embedding.reshape(embedding.shape[0], -1).t()
+    references = [evenly_subsampled(pixels[(strokes > 0).reshape(-1)], max_references) for strokes in scribble_maps]
+    maps = global_matching_map(embedding, references)
+    if not bool((previous_masks[0] > 0.5).all()):  # after round 1: keep what no stroke contradicts
+        kept = (previous_masks > 0.5) & (scribble_maps >= 0)
+        maps = maps.masked_fill(kept, 0.0)
+    return maps
+
+
+def window_offsets(window: int) -> int:
+    """P = (2k + 1)^2, the number of window offsets; offset index ``(dy + k) * (2k + 1) + (dx + k)``."""
+    return (2 * window + 1) ** 2
+
+
+def local_distances(target: torch.Tensor, reference: torch.Tensor, window: int, block: int = 16,
+                    block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
+    """Eq 1 between every target pixel and every reference pixel in its window.
+
+    The half of eq 4 that does not depend on masks: computed once per pair of neighbouring frames
+    and reused by every round (:func:`local_matching_from_distances` adds the masks). Tiles the
+    target into ``block`` x ``block`` squares and compares each with its (block + 2k)^2
+    neighbourhood by a batched matrix product, a few blocks at a time.
+
+    Args:
+        target: (E, h, w) embedding of the current frame (the paper pools it 2x first).
+        reference: (E, h, w) embedding of the reference frame.
+        window: k, in grid pixels.
+    Returns:
+        (P, h, w) float32 in [0, 1]: entry ``[o, y, x]`` is the distance between target pixel
+        (y, x) and reference pixel (y + dy, x + dx) of offset o (see :func:`window_offsets`);
+        1 where that pixel lies outside the frame.
+    """
+    embedding_dim, height, width = target.shape
+    tile = block + 2 * window
+    rows, cols = -(-height // block), -(-width // block)
+    padded_h, padded_w = rows * block, cols * block
+    target_tiles = F.pad(target.float(), (0, padded_w - width, 0, padded_h - height))
+    target_tiles = target_tiles.reshape(embedding_dim, rows, block, cols, block)
+    target_tiles = target_tiles.permute(1, 3, 2, 4, 0).reshape(rows * cols, block * block, embedding_dim)
+    pad = (window, padded_w - width + window, window, padded_h - height + window)
+    reference_tiles = F.unfold(F.pad(reference.float(), pad)[None], tile, stride=block)[0]
+    reference_tiles = reference_tiles.reshape(embedding_dim, tile * tile, rows * cols).permute(2, 1, 0)
+    positions = _window_positions(block, window, target.device)  # (block^2, P) indices into tile^2
+    offsets = positions.shape[2]
+    group = max(1, block_elements // (block * block * tile * tile))
+    groups = []
+    for start in range(0, rows * cols, group):
+        batch = slice(start, start + group)
+        squared = _squared_distances(target_tiles[batch], reference_tiles[batch])
+        groups.append(squared.gather(2, positions.expand(squared.shape[0], -1, -1)))
+    result = torch.cat(groups).reshape(rows, cols, block, block, offsets).permute(4, 0, 2, 1, 3)
+    result = distance_from_squared(result.reshape(offsets, padded_h, padded_w)[:, :height, :width])
+    inside = _offset_inside(height, width, window, target.device)
+    return result.masked_fill(~inside, 1.0)
+
+
+def local_matching_from_distances(distances: torch.Tensor, reference_masks: torch.Tensor,
+                                  window: int) -> torch.Tensor:
+    """Eq 4 from :func:`local_distances`: per object, the nearest of its pixels in the window.
+
+    Args:
+        distances: (P, h, w) float (float16 is fine) from :func:`local_distances`.
+        reference_masks: (C, h, w) bool, True where a reference pixel belongs to channel c.
+        window: k, the window the distances were computed with.
+    Returns:
+        (C, h, w) float32 in [0, 1]; 1 where no pixel of the object lies in the window.
+    """
+    offsets, height, width = distances.shape
+    side = 2 * window + 1
+    if offsets != side * side:
+        raise ValueError(f"distances hold {offsets} offsets, but window {window} needs {side * side}")
+    channels = reference_masks.shape[0]
+    padded = F.pad(reference_masks.float(), (window, window, window, window))[None]
+    # (C, P, h*w): whether the reference pixel at each offset belongs to the channel.
+    belongs = F.unfold(padded, side).reshape(channels, offsets, height * width) > 0.5
+    flat = distances.reshape(offsets, height * width).float()
+    maps = [flat.masked_fill(~member, 1.0).amin(dim=0) for member in belongs]
+    if not maps:
+        return distances.new_zeros((0, height, width), dtype=torch.float32)
+    return torch.stack(maps).reshape(channels, height, width)
+
+
+def reverse_local_distances(distances: torch.Tensor, window: int) -> torch.Tensor:
+    """The distances of the swapped pair: from ``local_distances(a, b)`` to ``local_distances(b, a)``.
+
+    Pixel (y, x) of b at offset o meets pixel (y + dy, x + dx) of a, which saw it at offset -o.
+    """
+    offsets, height, width = distances.shape
+    index = _reverse_index(height, width, window, distances.device)
+    padded = F.pad(distances.flip(0), (window, window, window, window), value=1.0)
+    return padded.reshape(-1)[index.reshape(-1)].reshape(offsets, height, width)
 
 
 def local_matching_map(target: torch.Tensor, reference: torch.Tensor, reference_masks: torch.Tensor,
@@ -80,9 +200,7 @@ def local_matching_map(target: torch.Tensor, reference: torch.Tensor, reference_
     """Eq 4 (and eq 7): nearest distance to an object's reference pixels within a square window.
 
     A target pixel p at (y, x) looks at reference pixels q with ``|q_y - y| <= window`` and
-    ``|q_x - x| <= window`` that belong to the object. The computation tiles the target into
-    ``block`` x ``block`` squares and compares each with its (block + 2 window)^2 neighbourhood
-    by a batched matrix product, a few blocks at a time, so no (h*w) x (2k+1)^2 tensor is built.
+    ``|q_x - x| <= window`` that belong to the object.
 
     Args:
         target: (E, h, w) embedding of the current frame (the paper pools it 2x first).
@@ -93,44 +211,43 @@ def local_matching_map(target: torch.Tensor, reference: torch.Tensor, reference_
     Returns:
         (C, h, w) float32 in [0, 1]; 1 where no pixel of the object lies in the window.
     """
-    embedding_dim, height, width = target.shape
-    channels = reference_masks.shape[0]
-    tile = block + 2 * window
-    rows, cols = -(-height // block), -(-width // block)
-    padded_h, padded_w = rows * block, cols * block
-    target_tiles = F.pad(target.float(), (0, padded_w - width, 0, padded_h - height))
-    target_tiles = target_tiles.reshape(embedding_dim, rows, block, cols, block)
-    target_tiles = target_tiles.permute(1, 3, 2, 4, 0).reshape(rows * cols, block * block, embedding_dim)
-    pad = (window, padded_w - width + window, window, padded_h - height + window)
-    reference_tiles = F.unfold(F.pad(reference.float(), pad)[None], tile, stride=block)[0]
-    reference_tiles = reference_tiles.reshape(embedding_dim, tile * tile, rows * cols).permute(2, 1, 0)
-    mask_tiles = F.unfold(F.pad(reference_masks.float(), pad)[None], tile, stride=block)[0] > 0.5
-    mask_tiles = mask_tiles.reshape(channels, tile * tile, rows * cols).permute(2, 0, 1)
-    # Out-of-window and out-of-object candidates are excluded by adding +inf, which broadcasts
-    # without building a boolean (blocks x block^2 x tile^2) mask per channel.
-    window_penalty = torch.zeros(_window_mask(block, window, target.device).shape, device=target.device)
-    window_penalty.masked_fill_(~_window_mask(block, window, target.device), float("inf"))
-    object_penalty = torch.zeros(mask_tiles.shape, device=target.device).masked_fill_(~mask_tiles, float("inf"))
-    group = max(1, block_elements // (block * block * tile * tile))
-    groups = []
-    for start in range(0, rows * cols, group):
-        batch = slice(start, start + group)
-        squared = _squared_distances(target_tiles[batch], reference_tiles[batch]) + window_penalty
-        per_channel = [(squared + object_penalty[batch, channel, None, :]).amin(dim=-1) for channel in range(channels)]
-        groups.append(torch.stack(per_channel, dim=1))
-    result = torch.cat(groups)
-    result = result.reshape(rows, cols, channels, block, block).permute(2, 0, 3, 1, 4)
-    result = result.reshape(channels, padded_h, padded_w)[:, :height, :width]
-    return distance_from_squared(result)
+    distances = local_distances(target, reference, window, block, block_elements)
+    return local_matching_from_distances(distances, reference_masks, window)
 
 
-def _window_mask(block: int, window: int, device: torch.device) -> torch.Tensor:
-    """(block^2, tile^2) bool: which tile positions lie within the window of each block pixel."""
+@functools.lru_cache(maxsize=8)
+def _window_positions(block: int, window: int, device: torch.device) -> torch.Tensor:
+    """(1, block^2, P) int64: the tile position of each window offset of each block pixel."""
     tile = block + 2 * window
     inner = torch.arange(block, device=device) + window
-    outer = torch.arange(tile, device=device)
-    close = (outer[None, :] - inner[:, None]).abs() <= window  # (block, tile)
-    return (close[:, None, :, None] & close[None, :, None, :]).reshape(block * block, tile * tile)
+    steps = torch.arange(-window, window + 1, device=device)
+    rows = (inner[:, None] + steps[None, :])  # (block, side)
+    flat = rows[:, None, :, None] * tile + rows[None, :, None, :]  # (by, bx, dy, dx)
+    return flat.reshape(1, block * block, -1)
+
+
+@functools.lru_cache(maxsize=8)
+def _offset_inside(height: int, width: int, window: int, device: torch.device) -> torch.Tensor:
+    """(P, h, w) bool: whether pixel (y + dy, x + dx) of each offset lies in the frame."""
+    steps = torch.arange(-window, window + 1, device=device)
+    rows = torch.arange(height, device=device)[None, :] + steps[:, None]  # (side, h)
+    cols = torch.arange(width, device=device)[None, :] + steps[:, None]  # (side, w)
+    row_ok = (rows >= 0) & (rows < height)
+    col_ok = (cols >= 0) & (cols < width)
+    return (row_ok[:, None, :, None] & col_ok[None, :, None, :]).reshape(-1, height, width)
+
+
+@functools.lru_cache(maxsize=8)
+def _reverse_index(height: int, width: int, window: int, device: torch.device) -> torch.Tensor:
+    """(P, h, w) int64 flat indices into the window-padded (P, h + 2k, w + 2k) distances."""
+    side = 2 * window + 1
+    padded_h, padded_w = height + 2 * window, width + 2 * window
+    steps = torch.arange(-window, window + 1, device=device)
+    offset = torch.arange(side * side, device=device).reshape(side, side)
+    rows = torch.arange(height, device=device)[None, :] + steps[:, None] + window  # (side, h)
+    cols = torch.arange(width, device=device)[None, :] + steps[:, None] + window  # (side, w)
+    index = (offset[:, :, None, None] * padded_h + rows[:, None, :, None]) * padded_w + cols[None, :, None, :]
+    return index.reshape(side * side, height, width)
 
 
 def pool_embedding(embedding: torch.Tensor) -> torch.Tensor:

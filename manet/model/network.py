@@ -12,6 +12,7 @@ from manet.config import ModelConfig
 from manet.errors import VideoError
 from manet.model.encoder import build_encoder
 from manet.model.heads import INTERACTION_MAPS, PROPAGATION_MAPS, SegmentationHead
+from manet.model.matching import stroke_matching_map
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -33,8 +34,10 @@ class MANet(nn.Module):
         self.config = config
         self.encoder = build_encoder(config)
         head = dict(width=config.head_width, layers=config.head_layers, kernel=config.head_kernel)
-        self.interaction_head = SegmentationHead(config.embedding_dim, INTERACTION_MAPS, **head)
-        self.propagation_head = SegmentationHead(config.embedding_dim, PROPAGATION_MAPS, **head)
+        self.interaction_head = SegmentationHead(config.embedding_dim, INTERACTION_MAPS, **head,
+                                                 matching_skip=config.skips("interaction"))
+        self.propagation_head = SegmentationHead(config.embedding_dim, PROPAGATION_MAPS, **head,
+                                                 matching_skip=config.skips("propagation"))
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames as the encoder expects them.
@@ -78,19 +81,44 @@ class MANet(nn.Module):
             (K, h, w) logits; softmax over K gives probabilities.
         """
         maps = torch.stack([scribble_maps, previous_masks], dim=1)
-        return self._head_logits(self.interaction_head, embedding, maps)
+        logits = self._head_logits(self.interaction_head, embedding, maps)
+        if self.interaction_head.skip_scale is None:
+            return logits
+        with torch.no_grad(), torch.autocast(embedding.device.type, enabled=False):  # distances in float32
+            skip_map = stroke_matching_map(embedding[0].float(), scribble_maps.float(), previous_masks.float())
+        return self.interaction_head.add_skip(logits, skip_map)
+
+    def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
+        """The embedding's share of the propagation head's first layer for one frame, (1, width,
+        h, w): the same in every round, so a session computes it once (None: nothing to reuse)."""
+        return self.stem(self.propagation_head, embedding)
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
-                           local_maps: torch.Tensor, previous_masks: torch.Tensor) -> torch.Tensor:
-        """Per-object logits of a propagated frame (all maps (K, h, w) float; see the class doc)."""
-        maps = torch.stack([global_maps, local_maps, previous_masks], dim=1)
-        return self._head_logits(self.propagation_head, embedding, maps)
+                           local_maps: torch.Tensor, previous_masks: torch.Tensor,
+                           stem: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-object logits of a propagated frame (all maps (K, h, w) float; see the class doc).
 
-    def _head_logits(self, head: SegmentationHead, embedding: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        # At inference the embedding's share of the first layer is computed once for all objects.
+        ``stem``: this frame's :meth:`propagation_stem`, when the caller kept it (inference only).
+        """
+        maps = torch.stack([global_maps, local_maps, previous_masks], dim=1)
+        logits = self._head_logits(self.propagation_head, embedding, maps, stem)
+        return self.propagation_head.add_skip(logits, global_maps)
+
+    def _head_logits(self, head: SegmentationHead, embedding: torch.Tensor, maps: torch.Tensor,
+                     stem: torch.Tensor | None = None) -> torch.Tensor:
+        # At inference the embedding's share of the first layer is computed once for all objects,
+        # in channels-last layout (with bfloat16 autocast ~2-3x faster than channels-first on CPU).
         if self.training or embedding.shape[0] != 1:
             return head(embedding, maps)
-        return head.forward_from_stem(head.embedding_stem(embedding), maps)
+        if stem is None:
+            stem = self.stem(head, embedding)
+        return head.forward_from_stem(stem, maps.contiguous(memory_format=torch.channels_last))
+
+    @staticmethod
+    def stem(head: SegmentationHead, embedding: torch.Tensor) -> torch.Tensor:
+        """``head``'s embedding stem of one (1, E, h, w) frame, channels-last."""
+        channels_last = embedding.contiguous(memory_format=torch.channels_last)
+        return head.embedding_stem(channels_last).contiguous(memory_format=torch.channels_last)
 
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())

@@ -26,19 +26,44 @@ HEADS = ("interaction_head.", "propagation_head.")
 def compose(base: str | Path, heads: dict[str, str | Path]) -> MANet:
     """``base``'s weights with each ``heads[prefix]`` head taken from that checkpoint.
 
+    Each head keeps the matching skip (or its absence) of the checkpoint it comes from.
     Raises CheckpointError when a head's checkpoint was trained on another encoder.
     """
-    model = load_checkpoint(base)
-    state = model.state_dict()
-    encoder = {key: value for key, value in state.items() if key.startswith("encoder.")}
+    import dataclasses
+
+    base_model = load_checkpoint(base)
+    encoder = {key: value for key, value in base_model.state_dict().items() if key.startswith("encoder.")}
+    sources = {prefix: base_model for prefix in HEADS}
     for prefix, path in heads.items():
         if prefix not in HEADS:
             raise ValueError(f"unknown head {prefix!r}: use one of {HEADS}")
-        other = load_checkpoint(path).state_dict()
-        if any(not torch.equal(value, other[key]) for key, value in encoder.items()):
+        other = load_checkpoint(path)
+        other_state = other.state_dict()
+        if any(not torch.equal(value, other_state[key]) for key, value in encoder.items()):
             raise CheckpointError(f"{path} was trained on a different encoder than {base}: heads do not transfer")
-        state.update({key: value for key, value in other.items() if key.startswith(prefix)})
+        sources[prefix] = other
+    interaction = sources["interaction_head."].config.skips("interaction")
+    propagation = sources["propagation_head."].config.skips("propagation")
+    skip = {(True, True): "both", (True, False): "interaction", (False, True): "propagation",
+            (False, False): "none"}[(interaction, propagation)]
+    model = MANet(dataclasses.replace(base_model.config, matching_skip=skip))
+    state = dict(encoder)
+    for prefix, source in sources.items():
+        state.update({key: value for key, value in source.state_dict().items() if key.startswith(prefix)})
     model.load_state_dict(state)
+    return model
+
+
+def with_matching_skip(base: str | Path) -> MANet:
+    """``base``'s model rebuilt with the matching skip: every weight kept but the heads'
+    classifiers, which start at zero so the result begins as nearest-neighbour matching."""
+    import dataclasses
+
+    old = load_checkpoint(base)
+    model = MANet(dataclasses.replace(old.config, matching_skip="both"))
+    state = {key: value for key, value in old.state_dict().items() if ".classifier." not in key}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(".classifier." in key or key.endswith("skip_scale") for key in missing)
     return model
 
 
@@ -46,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m manet.train.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True)
+    parser.add_argument("--add-matching-skip", action="store_true",
+                        help="rebuild --base with the matching skip (classifiers reset to zero), "
+                             "as the starting point of a training run")
     parser.add_argument("--interaction-head", default=None)
     parser.add_argument("--propagation-head", default=None)
     parser.add_argument("--out", required=True)
@@ -57,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.propagation_head:
         heads["propagation_head."] = args.propagation_head
     model = compose(args.base, heads)
+    if args.add_matching_skip:
+        if heads:
+            parser.error("--add-matching-skip takes --base only")
+        path = save_checkpoint(with_matching_skip(args.base), args.out, extra={"sources": {"base": args.base},
+                               "note": args.note or "matching skip added"}, include_backbone=False)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MB)")
+        return 0
     sources: dict[str, Any] = {"base": args.base, **{prefix.rstrip("."): str(path) for prefix, path in heads.items()}}
     history = {name: read_metadata(path)["extra"] for name, path in sources.items()}
     path = save_checkpoint(model, args.out, extra={"sources": sources, "training": history, "note": args.note},
