@@ -2,7 +2,7 @@
 
 Prints: time of ``interact`` (the interactive frame's mask), round 1 total, later rounds'
 totals, the later/first ratio, per-frame milliseconds of each part (encoder, global map,
-local map, heads) and peak resident memory.
+local map, heads), what round 1 leaves for later rounds and peak resident memory.
 
     python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8] [--random-weights]
 
@@ -101,6 +101,7 @@ def main() -> int:
         print(f"round 1: {totals[0]:.2f} s; later rounds: {later:.2f} s mean; ratio later/first = {later / totals[0]:.3f}")
         print(f"all {args.rounds} rounds: {sum(totals):.2f} s; interact (interactive frame's mask): "
               f"first {interact_ms[0]:.0f} ms, later mean {np.mean(interact_ms[1:]):.0f} ms")
+        print(f"kept for later rounds (stems, neighbour distances): {session.reuse.used_bytes / 2**20:.0f} MB")
         print(f"peak resident memory: {peak_mb:.0f} MB")
     return 0
 

@@ -232,3 +232,20 @@ def test_reuse_stays_within_its_budget(tiny_model, video) -> None:
     assert session.reuse.used_bytes <= 0.05 * 2**20
     with pytest.raises(ValueError, match="neighbouring frames"):
         session.reuse.distances(3, 5, lambda: torch.zeros(1))
+
+
+def test_augmented_map_is_computed_when_propagation_starts(tiny_model, video) -> None:
+    session = manet.Session(tiny_model, video)
+    session.interact(square_scribbles(), frame=2)
+    assert session.pending is not None and session.pending.augmented is None, "not on the interact path"
+    for _ in session.propagate():
+        break  # even a propagation closed after one frame leaves nothing committed
+    assert not session.rounds
+    session.interact(square_scribbles(), frame=2)
+    list(session.propagate())
+    augmented = session.maps(2, 1).augmented_map
+    assert augmented is not None and augmented.shape == session.grid
+    assert float(augmented.min()) < 1e-3, "the scribbled pixels match themselves"
+    off = manet.Session(tiny_model, video, SessionConfig(augmented_map=False))
+    off.run_round(square_scribbles(), frame=2)
+    assert off.maps(2, 1).augmented_map is None
