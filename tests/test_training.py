@@ -161,3 +161,35 @@ def test_matching_skip_is_added_and_composed_per_head(tmp_path: Path) -> None:
     assert torch.equal(mixed.interaction_head.classifier.weight, load_checkpoint(plain).interaction_head.classifier.weight)
     assert mixed.propagation_head.skip_scale is not None and mixed.interaction_head.skip_scale is None
     assert compose(plain, {"interaction_head.": skipped}).config.matching_skip == "interaction"
+
+
+def test_previous_mask_can_come_from_matching_the_previous_frame(dataset: Path, tmp_path: Path) -> None:
+    from manet.model.matching import global_matching_map
+    from manet.train.data import collate
+
+    torch.set_num_threads(1)
+    config = TrainConfig(steps=2, previous_from_matching=1.0, **TINY)
+    trainer = Trainer(config, dataset, None, tmp_path / "run", ModelConfig.tiny())
+    seen: list[torch.Tensor] = []
+    original = trainer.model.propagation_logits
+
+    def spy(embedding, global_maps, local_maps, previous_masks, stem=None):
+        seen.append(previous_masks)
+        return original(embedding, global_maps, local_maps, previous_masks)
+
+    trainer.model.propagation_logits = spy  # type: ignore[method-assign]
+    trainer.dataset.set_epoch(0)
+    batch = collate([trainer.dataset[0]])
+    with torch.no_grad():
+        loss = trainer.step_module(batch, 1.0, np.random.default_rng(0))
+        embeddings = trainer.model.embed(batch["images"][0])  # reference, previous, current
+    assert torch.isfinite(loss)
+    channels = int(batch["num_objects"][0]) + 1
+    reference_ids = torch.nn.functional.interpolate(batch["masks"][0][:1, None].float(), size=embeddings.shape[-2:],
+                                                    mode="nearest")[0, 0].long()
+    pixels = embeddings[0].flatten(1).t()
+    references = [pixels[(reference_ids == c).flatten()] for c in range(channels)]
+    expected = global_matching_map(embeddings[1], references).argmin(dim=0)
+    assert torch.equal(seen[0].argmax(dim=0), expected), "the previous mask is the matching prediction"
+    assert not torch.equal(expected, torch.nn.functional.interpolate(
+        batch["previous_mask"][0][None, None].float(), size=embeddings.shape[-2:], mode="nearest")[0, 0].long())

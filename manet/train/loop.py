@@ -48,7 +48,10 @@ class TrainConfig:
     the propagation head alone on a fixed encoder; ``perturb_scale`` scales how badly the
     previous-frame mask is damaged; ``scribble_reference_probability`` is how often the global
     map's reference is a simulated first-round scribble (with the ROI background) instead of
-    the reference frame's full mask, as in round 1 of real use.
+    the reference frame's full mask, as in round 1 of real use; ``previous_from_matching`` is
+    how often the previous-frame mask is, instead of damaged ground truth, the previous frame
+    segmented by nearest-neighbour matching to the same reference (a prediction with the errors
+    real propagation makes, so the head learns when not to copy it).
     """
 
     stage: Stage = "stage1"
@@ -68,6 +71,7 @@ class TrainConfig:
     train_encoder: bool = True
     perturb_scale: float = 1.0
     scribble_reference_probability: float = 0.0
+    previous_from_matching: float = 0.0
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
@@ -154,7 +158,7 @@ class Trainer:
             from manet.eval.robot import robot_scribbles
 
             return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,
-                                   robot_scribbles)
+                                   robot_scribbles, previous_from_matching=self.config.previous_from_matching)
         from manet.eval.robot import robot_scribbles
 
         def first_round(truth: np.ndarray, prediction: np.ndarray, ids: list[int],

@@ -76,17 +76,20 @@ class PropagationStep(nn.Module):
 
     The global map's reference is the reference frame's ground truth, or, with probability
     ``scribble_probability``, a simulated first-round scribble of it plus the ROI background,
-    which is what the global memory holds after round 1 in real use.
+    which is what the global memory holds after round 1 in real use. The previous-frame mask is
+    the damaged ground truth of the batch, or, with probability ``previous_from_matching``, the
+    previous frame segmented by nearest-neighbour matching to the same reference.
     """
 
     def __init__(self, model: MANet, window: int, scribble_probability: float = 0.0,
-                 robot: Robot | None = None, roi_margin: int = 20) -> None:
+                 robot: Robot | None = None, roi_margin: int = 20, previous_from_matching: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.window = window
         self.scribble_probability = scribble_probability
         self.robot = robot
         self.roi_margin = roi_margin
+        self.previous_from_matching = previous_from_matching
 
     def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
         images = batch["images"]  # (B, 3, 3, H, W)
@@ -107,7 +110,11 @@ class PropagationStep(nn.Module):
             pixels = reference.flatten(1).t()
             references = [pixels[(reference_ids == c).flatten()] for c in range(channels)]
             global_maps = global_matching_map(current, references)
-            previous_ids = to_grid(batch["previous_mask"][index], grid)
+            if self.previous_from_matching > 0 and rng.random() < self.previous_from_matching:
+                with torch.no_grad():
+                    previous_ids = global_matching_map(previous.detach(), references).argmin(dim=0)
+            else:
+                previous_ids = to_grid(batch["previous_mask"][index], grid)
             local_maps = local_matching_map(pool_embedding(current), pool_embedding(previous),
                                             pool_labels(previous_ids.clamp(0, channels - 1), channels), self.window)
             local_maps = F.interpolate(local_maps[None], size=grid, mode="bilinear", align_corners=False)[0]
