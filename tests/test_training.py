@@ -193,3 +193,37 @@ def test_previous_mask_can_come_from_matching_the_previous_frame(dataset: Path, 
     assert torch.equal(seen[0].argmax(dim=0), expected), "the previous mask is the matching prediction"
     assert not torch.equal(expected, torch.nn.functional.interpolate(
         batch["previous_mask"][0][None, None].float(), size=embeddings.shape[-2:], mode="nearest")[0, 0].long())
+
+
+def test_moving_average_of_weights_is_saved_and_resumes(dataset: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    config = TrainConfig(steps=6, ema_decay=0.5, **TINY)
+    start = Trainer(config, dataset, None, tmp_path / "fresh", ModelConfig.tiny()).model.state_dict()
+    straight = Trainer(config, dataset, None, tmp_path / "straight", ModelConfig.tiny())
+    weights: list[dict[str, torch.Tensor]] = []
+    original_step = straight.optimizer.step
+
+    def step_and_record(*args, **kwargs):
+        result = original_step(*args, **kwargs)
+        weights.append({key: value.detach().clone() for key, value in straight.model.state_dict().items()})
+        return result
+
+    straight.optimizer.step = step_and_record  # type: ignore[method-assign]
+    straight.run()
+    name = "propagation_head.classifier.weight"
+    expected = start[name].clone()
+    for state in weights:
+        expected = 0.5 * expected + 0.5 * state[name]
+    averaged = load_checkpoint(tmp_path / "straight" / "ema.safetensors").state_dict()
+    assert torch.allclose(averaged[name], expected, atol=1e-6)
+    assert not torch.allclose(averaged[name], straight.model.state_dict()[name])
+    split = Trainer(config, dataset, None, tmp_path / "split", ModelConfig.tiny())
+    split.run(max_steps=3)
+    resumed = Trainer(config, dataset, None, tmp_path / "split", ModelConfig.tiny())
+    resumed.run()
+    resumed_average = load_checkpoint(tmp_path / "split" / "ema.safetensors").state_dict()
+    for key, value in averaged.items():
+        assert torch.allclose(value, resumed_average[key], atol=1e-6), key
+    plain = Trainer(TrainConfig(steps=6, **TINY), dataset, None, tmp_path / "split", ModelConfig.tiny())
+    with pytest.raises(ValueError, match="ema_decay"):
+        plain.averaged_model()

@@ -4,6 +4,7 @@ the run, checkpoints that resume exactly, and DistributedDataParallel under ``to
 Output folder layout (``--out DIR``)::
 
     DIR/last.safetensors   model weights + config (the file ``load_model(weights=...)`` reads)
+    DIR/ema.safetensors    the moving average of the weights (with ``--ema-decay``)
     DIR/optimizer.pt       optimizer state (tensors only, loaded with weights_only=True)
     DIR/state.json         step, training config, model config
     DIR/log.jsonl          one JSON object per logged step
@@ -51,7 +52,9 @@ class TrainConfig:
     the reference frame's full mask, as in round 1 of real use; ``previous_from_matching`` is
     how often the previous-frame mask is, instead of damaged ground truth, the previous frame
     segmented by nearest-neighbour matching to the same reference (a prediction with the errors
-    real propagation makes, so the head learns when not to copy it).
+    real propagation makes, so the head learns when not to copy it). ``ema_decay`` > 0 also
+    keeps an exponential moving average of the weights (``ema.safetensors``), which evens out
+    where the last high-learning-rate steps happened to leave them.
     """
 
     stage: Stage = "stage1"
@@ -72,6 +75,7 @@ class TrainConfig:
     perturb_scale: float = 1.0
     scribble_reference_probability: float = 0.0
     previous_from_matching: float = 0.0
+    ema_decay: float = 0.0
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
@@ -151,6 +155,11 @@ class Trainer:
             self.dataset = FrameDataset(folder, crop, composite_probability=config.composite_probability,
                                         seed=config.seed, max_objects=config.max_objects)
         self.step = 0
+        # Shadow copy of every floating-point weight and batch-norm statistic, updated each step.
+        self.ema: dict[str, torch.Tensor] | None = None
+        if config.ema_decay > 0:
+            self.ema = {key: value.detach().clone() for key, value in self.model.state_dict().items()
+                        if value.is_floating_point()}
         self._resume()
 
     def _step_module(self) -> nn.Module:
@@ -181,6 +190,12 @@ class Trainer:
         optimizer_state = torch.load(self.out / "optimizer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(optimizer_state)
         self.step = int(state["step"])
+        if self.ema is not None:
+            ema_path = self.out / "ema.safetensors"
+            if not ema_path.is_file():
+                raise CheckpointError(f"{self.out} has no ema.safetensors: resume without --ema-decay or start anew")
+            averaged = load_checkpoint(ema_path).state_dict()
+            self.ema = {key: averaged[key].clone() for key in self.ema}
 
     def learning_rate(self, step: int) -> float:
         return self.config.learning_rate * (1.0 - step / self.config.steps) ** self.config.poly_power
@@ -217,6 +232,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self._update_ema()
             self.step += 1
             losses.append(float(loss.detach()))
             if self.step % self.config.log_every == 0 or self.step == target:
@@ -227,6 +243,25 @@ class Trainer:
                 self.save()
         return self.out / "last.safetensors"
 
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        weight = 1.0 - self.config.ema_decay
+        with torch.no_grad():
+            current = self.model.state_dict()
+            for key, average in self.ema.items():
+                average.lerp_(current[key].detach(), weight)
+
+    def averaged_model(self) -> MANet:
+        """A copy of the model holding the moving-average weights (needs ``ema_decay`` > 0)."""
+        if self.ema is None:
+            raise ValueError("this run keeps no moving average: set ema_decay > 0")
+        model = MANet(self.model.config)
+        state = self.model.state_dict()
+        state.update(self.ema)
+        model.load_state_dict(state)
+        return model
+
     def save(self) -> None:
         """Write weights, optimizer state and step atomically (rank 0 only)."""
         if self.rank != 0:
@@ -235,6 +270,9 @@ class Trainer:
         extra = {"stage": self.config.stage, "step": self.step, "train_config": self.config.to_dict()}
         save_checkpoint(self.model, self.out / "last.safetensors", extra=extra,
                         include_backbone=not self.config.freeze_backbone)
+        if self.ema is not None:
+            save_checkpoint(self.averaged_model(), self.out / "ema.safetensors", extra={**extra, "ema": True},
+                            include_backbone=not self.config.freeze_backbone)
         temporary = self.out / "optimizer.pt.tmp"
         torch.save(self.optimizer.state_dict(), temporary)
         temporary.replace(self.out / "optimizer.pt")
