@@ -34,6 +34,14 @@ class ModelConfig:
             (+1 own strokes, -1 other ids' strokes incl. the round-1 ROI background) or
             ``positive`` (1 on own strokes only, the ROI applied after the head), as the
             authors' released weights expect.
+        matching_skip: which heads (``none``, ``interaction``, ``propagation`` or ``both``) output
+            a correction of nearest-neighbour matching: their logit is the head's output minus a
+            learned multiple (initially 20) of a matching map (propagation: the global map;
+            interaction: the frame matched to its own strokes), and their classifiers start at
+            zero, so an untrained head is the matching itself.
+        propagation_bound: with the skip on the propagation head, its correction is bounded to
+            (-b, b) logits by ``b * tanh(output / b)`` (None: unbounded), so where the global map
+            is clear the head cannot override it and errors cannot compound into a drift.
     """
 
     encoder: EncoderName = "lite"
@@ -47,12 +55,13 @@ class ModelConfig:
     pretrained_backbone: bool = True
     interaction_scribbles: Literal["signed", "positive"] = "signed"
     matching_skip: Literal["none", "interaction", "propagation", "both"] = "none"
+    propagation_bound: float | None = None
 
     @classmethod
     def lite(cls) -> ModelConfig:
         """The CPU default: frozen EfficientNet-Lite0 features as the embedding (E = 360), trained
         heads 128 wide (~3x cheaper than 256) over a matching skip."""
-        return cls(encoder="lite-features", embedding_dim=360, matching_skip="both")
+        return cls(encoder="lite-features", embedding_dim=360, matching_skip="both", propagation_bound=3.0)
 
     @classmethod
     def lite_decoder(cls) -> ModelConfig:
@@ -76,6 +85,8 @@ class ModelConfig:
         if self.matching_skip not in ("none", "interaction", "propagation", "both"):
             raise ValueError("matching_skip must be 'none', 'interaction', 'propagation' or 'both', "
                              f"got {self.matching_skip!r}")
+        if self.propagation_bound is not None and not self.propagation_bound > 0:
+            raise ValueError(f"propagation_bound must be a positive number of logits or None, got {self.propagation_bound}")
 
     def skips(self, head: Literal["interaction", "propagation"]) -> bool:
         """Whether ``head`` has the matching skip."""

@@ -187,3 +187,20 @@ def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
     assert one.propagation_head.skip_scale is not None and one.interaction_head.skip_scale is None
     with pytest.raises(ValueError, match="matching_skip must be"):
         ModelConfig(matching_skip="yes")  # type: ignore[arg-type]
+
+
+def test_propagation_correction_is_bounded() -> None:
+    model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both", propagation_bound=2.0)).eval()
+    generator = torch.Generator().manual_seed(4)
+    embedding = torch.randn(1, 8, 6, 7, generator=generator)
+    global_maps = torch.rand(2, 6, 7, generator=generator)
+    maps = (global_maps, torch.rand(2, 6, 7, generator=generator), torch.rand(2, 6, 7, generator=generator))
+    with torch.no_grad():
+        assert torch.allclose(model.propagation_logits(embedding, *maps), -20.0 * global_maps, atol=1e-5)
+        model.propagation_head.classifier.bias.fill_(50.0)  # a huge correction...
+        corrected = model.propagation_logits(embedding, *maps)
+    correction = corrected + 20.0 * global_maps
+    assert torch.all(correction <= 2.0) and torch.all(correction > 1.9), "...is held within the bound"
+    with pytest.raises(ValueError, match="propagation_bound"):
+        ModelConfig(propagation_bound=0.0)
+    assert ModelConfig.lite().propagation_bound == 3.0

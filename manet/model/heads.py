@@ -34,7 +34,7 @@ class SegmentationHead(nn.Module):
     """
 
     def __init__(self, embedding_dim: int, map_channels: int, width: int, layers: int, kernel: int,
-                 matching_skip: bool = False) -> None:
+                 matching_skip: bool = False, correction_bound: float | None = None) -> None:
         super().__init__()
         self.embedding_dim = embedding_dim
         self.map_channels = map_channels
@@ -46,6 +46,9 @@ class SegmentationHead(nn.Module):
         # With the matching skip, logit = head output - skip_scale * matching map; the classifier
         # starts at zero, so an untrained head is exactly nearest-neighbour matching and
         # training learns a correction of it.
+        # A bound b on the correction (b * tanh(output / b)) keeps it from overriding a clear
+        # matching decision: errors it makes cannot compound frame after frame into a drift.
+        self.correction_bound = correction_bound if matching_skip else None
         self.skip_scale: nn.Parameter | None = None
         if matching_skip:
             self.skip_scale = nn.Parameter(torch.tensor(SKIP_SCALE))
@@ -53,11 +56,14 @@ class SegmentationHead(nn.Module):
             nn.init.zeros_(self.classifier.bias)
 
     def add_skip(self, logits: torch.Tensor, skip_map: torch.Tensor | None) -> torch.Tensor:
-        """``logits - skip_scale * skip_map`` (unchanged without a skip)."""
+        """``logits - skip_scale * skip_map`` (unchanged without a skip), the logits bounded first
+        when the head has a correction bound."""
         if self.skip_scale is None:
             return logits
         if skip_map is None:
             raise ValueError("this head has a matching skip: pass the matching map it adds to its logits")
+        if self.correction_bound is not None:
+            logits = self.correction_bound * torch.tanh(logits / self.correction_bound)
         return logits - self.skip_scale * skip_map.to(logits.dtype)
 
     def embedding_stem(self, embedding: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,8 @@ class MANet(nn.Module):
         self.interaction_head = SegmentationHead(config.embedding_dim, INTERACTION_MAPS, **head,
                                                  matching_skip=config.skips("interaction"))
         self.propagation_head = SegmentationHead(config.embedding_dim, PROPAGATION_MAPS, **head,
-                                                 matching_skip=config.skips("propagation"))
+                                                 matching_skip=config.skips("propagation"),
+                                                 correction_bound=config.propagation_bound)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames as the encoder expects them.

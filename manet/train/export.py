@@ -54,13 +54,14 @@ def compose(base: str | Path, heads: dict[str, str | Path]) -> MANet:
     return model
 
 
-def with_matching_skip(base: str | Path) -> MANet:
-    """``base``'s model rebuilt with the matching skip: every weight kept but the heads'
-    classifiers, which start at zero so the result begins as nearest-neighbour matching."""
+def with_matching_skip(base: str | Path, propagation_bound: float | None = None) -> MANet:
+    """``base``'s model rebuilt with the matching skip (and ``propagation_bound``): every weight
+    kept but the heads' classifiers, which start at zero so the result begins as
+    nearest-neighbour matching."""
     import dataclasses
 
     old = load_checkpoint(base)
-    model = MANet(dataclasses.replace(old.config, matching_skip="both"))
+    model = MANet(dataclasses.replace(old.config, matching_skip="both", propagation_bound=propagation_bound))
     state = {key: value for key, value in old.state_dict().items() if ".classifier." not in key}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(".classifier." in key or key.endswith("skip_scale") for key in missing)
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add-matching-skip", action="store_true",
                         help="rebuild --base with the matching skip (classifiers reset to zero), "
                              "as the starting point of a training run")
+    parser.add_argument("--propagation-bound", type=float, default=None,
+                        help="with --add-matching-skip: bound of the propagation head's correction, in logits")
     parser.add_argument("--interaction-head", default=None)
     parser.add_argument("--propagation-head", default=None)
     parser.add_argument("--out", required=True)
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.add_matching_skip:
         if heads:
             parser.error("--add-matching-skip takes --base only")
-        path = save_checkpoint(with_matching_skip(args.base), args.out, extra={"sources": {"base": args.base},
+        path = save_checkpoint(with_matching_skip(args.base, args.propagation_bound), args.out, extra={"sources": {"base": args.base},
                                "note": args.note or "matching skip added"}, include_backbone=False)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MB)")
         return 0
