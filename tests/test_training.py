@@ -142,7 +142,7 @@ def test_compose_takes_heads_from_runs_on_the_same_encoder(dataset: Path, tmp_pa
 
 def test_matching_skip_is_added_and_composed_per_head(tmp_path: Path) -> None:
     from manet.model.checkpoint import save_checkpoint
-    from manet.train.export import compose, with_matching_skip
+    from manet.train.export import compose, with_matching_skip, with_propagation_bound
 
     plain = save_checkpoint(MANet(ModelConfig.tiny()), tmp_path / "plain.safetensors")
     skipped_model = with_matching_skip(plain)
@@ -161,6 +161,9 @@ def test_matching_skip_is_added_and_composed_per_head(tmp_path: Path) -> None:
     assert torch.equal(mixed.interaction_head.classifier.weight, load_checkpoint(plain).interaction_head.classifier.weight)
     assert mixed.propagation_head.skip_scale is not None and mixed.interaction_head.skip_scale is None
     assert compose(plain, {"interaction_head.": skipped}).config.matching_skip == "interaction"
+    bounded = with_propagation_bound(mixed, 2.0)
+    assert bounded.propagation_head.correction_bound == 2.0 and bounded.config.propagation_bound == 2.0
+    assert all(torch.equal(value, mixed.state_dict()[key]) for key, value in bounded.state_dict().items())
 
 
 def test_previous_mask_can_come_from_matching_the_previous_frame(dataset: Path, tmp_path: Path) -> None:

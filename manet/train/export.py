@@ -68,6 +68,15 @@ def with_matching_skip(base: str | Path, propagation_bound: float | None = None)
     return model
 
 
+def with_propagation_bound(model: MANet, bound: float) -> MANet:
+    """``model`` with its propagation head's correction bounded to ``bound`` logits (weights kept)."""
+    import dataclasses
+
+    bounded = MANet(dataclasses.replace(model.config, propagation_bound=bound))
+    bounded.load_state_dict(model.state_dict())
+    return bounded
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m manet.train.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rebuild --base with the matching skip (classifiers reset to zero), "
                              "as the starting point of a training run")
     parser.add_argument("--propagation-bound", type=float, default=None,
-                        help="with --add-matching-skip: bound of the propagation head's correction, in logits")
+                        help="bound the propagation head's correction to this many logits in the output")
     parser.add_argument("--interaction-head", default=None)
     parser.add_argument("--propagation-head", default=None)
     parser.add_argument("--out", required=True)
@@ -87,14 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         heads["interaction_head."] = args.interaction_head
     if args.propagation_head:
         heads["propagation_head."] = args.propagation_head
-    model = compose(args.base, heads)
     if args.add_matching_skip:
         if heads:
             parser.error("--add-matching-skip takes --base only")
-        path = save_checkpoint(with_matching_skip(args.base, args.propagation_bound), args.out, extra={"sources": {"base": args.base},
-                               "note": args.note or "matching skip added"}, include_backbone=False)
+        path = save_checkpoint(with_matching_skip(args.base, args.propagation_bound), args.out,
+                               extra={"sources": {"base": args.base}, "note": args.note or "matching skip added"},
+                               include_backbone=False)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MB)")
         return 0
+    model = compose(args.base, heads)
+    if args.propagation_bound is not None:
+        model = with_propagation_bound(model, args.propagation_bound)
     sources: dict[str, Any] = {"base": args.base, **{prefix.rstrip("."): str(path) for prefix, path in heads.items()}}
     history = {name: read_metadata(path)["extra"] for name, path in sources.items()}
     path = save_checkpoint(model, args.out, extra={"sources": sources, "training": history, "note": args.note},
