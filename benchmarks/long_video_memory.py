@@ -93,6 +93,8 @@ def main() -> int:
     parser.add_argument("--with-model", action="store_true", help="run one segmentation round on the video")
     parser.add_argument("--embedding-budget-mb", type=float, default=512.0,
                         help="SessionConfig.embedding_budget_mb for --with-model (beyond it embeddings spill to disk)")
+    parser.add_argument("--reuse-budget-mb", type=float, default=1024.0,
+                        help="SessionConfig.reuse_budget_mb for --with-model (what later rounds reuse)")
     parser.add_argument("--max-peak-mb", type=float, default=None, help="fail when peak resident memory exceeds this")
     parser.add_argument("--write-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -161,7 +163,8 @@ def run_model(path: Path, args: argparse.Namespace) -> int:
     report("after import")
     started = time.perf_counter()
     session = manet.Session(manet.load_model(weights=None), path,
-                            SessionConfig(embedding_budget_mb=args.embedding_budget_mb))
+                            SessionConfig(embedding_budget_mb=args.embedding_budget_mb,
+                                          reuse_budget_mb=args.reuse_budget_mb))
     report("after opening the session", time.perf_counter() - started)
     total = session.num_frames
     started = time.perf_counter()

@@ -249,3 +249,18 @@ def test_augmented_map_is_computed_when_propagation_starts(tiny_model, video) ->
     off = manet.Session(tiny_model, video, SessionConfig(augmented_map=False))
     off.run_round(square_scribbles(), frame=2)
     assert off.maps(2, 1).augmented_map is None
+
+
+def test_reuse_pool_keeps_layout_and_refuses_what_does_not_fit() -> None:
+    from manet.inference.reuse import _SlotPool
+
+    pool = _SlotPool(3 * 1 * 8 * 5 * 6 * 4)
+    stem = torch.randn(1, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    assert pool.put(0, stem) and pool.put(1, stem * 2) and pool.put(2, stem)
+    assert not pool.put(3, stem), "three slots fit the budget"
+    kept = pool.get(1)
+    assert kept is not None and torch.equal(kept, stem * 2)
+    assert kept.is_contiguous(memory_format=torch.channels_last), "the heads' layout survives"
+    assert not pool.put(4, torch.randn(1, 8, 5, 7)), "another shape has no slot"
+    assert pool.get(3) is None and pool.used_bytes == 3 * stem.numel() * 4
+    assert not _SlotPool(10).put(0, stem), "an entry larger than the budget is not kept"
