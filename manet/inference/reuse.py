@@ -68,10 +68,6 @@ class _SlotPool:
     def _view(self, stored: torch.Tensor) -> torch.Tensor:
         return stored.permute(0, 3, 1, 2) if self.channels_last else stored
 
-    def clear(self) -> None:
-        self.block = None
-        self.slots.clear()
-
 
 class ReuseCache:
     """Stems by frame and local distances by pair of neighbouring frames, within ``budget_mb``
@@ -95,10 +91,6 @@ class ReuseCache:
     @property
     def used_bytes(self) -> int:
         return self._stems.used_bytes + self._distances.used_bytes
-
-    def clear(self) -> None:
-        self._stems.clear()
-        self._distances.clear()
 
     def stem(self, frame: int, compute: Callable[[], torch.Tensor | None]) -> torch.Tensor | None:
         """Frame ``frame``'s propagation stem, computed by ``compute`` on the first request."""

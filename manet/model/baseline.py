@@ -15,8 +15,8 @@ import dataclasses
 import torch
 
 from manet.config import ModelConfig
-from manet.model.matching import stroke_matching_map
 from manet.model.heads import SKIP_SCALE
+from manet.model.matching import stroke_matching_map
 from manet.model.network import MANet
 
 LOGIT_SCALE = SKIP_SCALE

@@ -10,11 +10,11 @@ channel 0) are stacked and a softmax over objects gives the probabilities.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from typing import cast
 
 from manet.model.layers import SeparableLayer
 

@@ -9,6 +9,7 @@ backbone that the installed package provides.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -29,8 +30,6 @@ def compose(base: str | Path, heads: dict[str, str | Path]) -> MANet:
     Each head keeps the matching skip (or its absence) of the checkpoint it comes from.
     Raises CheckpointError when a head's checkpoint was trained on another encoder.
     """
-    import dataclasses
-
     base_model = load_checkpoint(base)
     encoder = {key: value for key, value in base_model.state_dict().items() if key.startswith("encoder.")}
     sources = {prefix: base_model for prefix in HEADS}
@@ -58,8 +57,6 @@ def with_matching_skip(base: str | Path, propagation_bound: float | None = None)
     """``base``'s model rebuilt with the matching skip (and ``propagation_bound``): every weight
     kept but the heads' classifiers, which start at zero so the result begins as
     nearest-neighbour matching."""
-    import dataclasses
-
     old = load_checkpoint(base)
     model = MANet(dataclasses.replace(old.config, matching_skip="both", propagation_bound=propagation_bound))
     state = {key: value for key, value in old.state_dict().items() if ".classifier." not in key}
@@ -70,8 +67,6 @@ def with_matching_skip(base: str | Path, propagation_bound: float | None = None)
 
 def with_propagation_bound(model: MANet, bound: float) -> MANet:
     """``model`` with its propagation head's correction bounded to ``bound`` logits (weights kept)."""
-    import dataclasses
-
     bounded = MANet(dataclasses.replace(model.config, propagation_bound=bound))
     bounded.load_state_dict(model.state_dict())
     return bounded
