@@ -148,3 +148,13 @@ def test_pooling_keeps_small_objects_and_thin_strokes() -> None:
     stroke = torch.zeros(1, 5, 5, dtype=torch.bool)
     stroke[0, 3, :] = True
     assert matching.pool_masks(stroke)[0, 1].all()
+
+
+def test_training_after_inference_in_one_process() -> None:
+    """Index tensors cached by an inference-mode call must serve autograd later."""
+    target = torch.randn(3, 5, 13)
+    with torch.inference_mode():
+        matching.local_distances(target, target, 2)
+    trained = torch.randn(3, 5, 13, requires_grad=True)
+    matching.local_distances(trained, target, 2).sum().backward()
+    assert trained.grad is not None and torch.isfinite(trained.grad).all()

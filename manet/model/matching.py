@@ -8,6 +8,7 @@ reference pixel of that object is in reach". All maths in float32.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -215,7 +216,19 @@ def local_matching_map(target: torch.Tensor, reference: torch.Tensor, reference_
     return local_matching_from_distances(distances, reference_masks, window)
 
 
-@functools.lru_cache(maxsize=8)
+def _cached_constant(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Memoise an index/mask helper; its tensor is built as a normal tensor even under inference
+    mode, so training (autograd) can use what an inference session cached."""
+    @functools.lru_cache(maxsize=8)
+    @functools.wraps(function)
+    def cached(*args: object) -> torch.Tensor:
+        with torch.inference_mode(False):
+            return function(*args)
+
+    return cached
+
+
+@_cached_constant
 def _window_positions(block: int, window: int, device: torch.device) -> torch.Tensor:
     """(1, block^2, P) int64: the tile position of each window offset of each block pixel."""
     tile = block + 2 * window
@@ -226,7 +239,7 @@ def _window_positions(block: int, window: int, device: torch.device) -> torch.Te
     return flat.reshape(1, block * block, -1)
 
 
-@functools.lru_cache(maxsize=8)
+@_cached_constant
 def _offset_inside(height: int, width: int, window: int, device: torch.device) -> torch.Tensor:
     """(P, h, w) bool: whether pixel (y + dy, x + dx) of each offset lies in the frame."""
     steps = torch.arange(-window, window + 1, device=device)
@@ -237,7 +250,7 @@ def _offset_inside(height: int, width: int, window: int, device: torch.device) -
     return (row_ok[:, None, :, None] & col_ok[None, :, None, :]).reshape(-1, height, width)
 
 
-@functools.lru_cache(maxsize=8)
+@_cached_constant
 def _reverse_index(height: int, width: int, window: int, device: torch.device) -> torch.Tensor:
     """(P, h, w) int64 flat indices into the window-padded (P, h + 2k, w + 2k) distances."""
     side = 2 * window + 1
