@@ -1,5 +1,6 @@
 """The paper encoder and the loader of the authors' checkpoint, on a synthetic checkpoint with their key
-names and shapes (``shared/reference/manet_official_state_dict.txt``, 822 entries)."""
+names and shapes (``tests/data/manet_official_state_dict.txt``: the key and shape of each of the 822
+entries of their released checkpoint, a list of facts kept with the tests)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from manet.model.network import MANet
 from manet.model.official import head_input_order, official_key_map, permute_head_inputs
 from manet.model.resnet_deeplab import PaperEncoder
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "manet_official_state_dict.txt"
+REFERENCE = Path(__file__).resolve().parent / "data" / "manet_official_state_dict.txt"
 EMBEDDING_COPIES = {"seperate_conv": "semantic_embedding.0", "bn1": "semantic_embedding.1",
                     "embedding_conv": "semantic_embedding.3", "bn2": "semantic_embedding.4"}
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -213,7 +214,8 @@ def test_wrapped_parallel_checkpoint_loads(tmp_path: Path) -> None:
     wrapped = {"epoch": 40, "state_dict": {"module." + key: value for key, value in state.items()}}
     model = manet.load_model("paper", checkpoint=_save(wrapped, tmp_path / "wrapped.pth"))
     own = model.state_dict()
-    assert torch.equal(own["encoder.aspp.branches.3.0.weight"], state["feature_extracter.aspp.aspp4.atrous_conv.weight"])
+    assert torch.equal(own["encoder.aspp.branches.3.0.weight"],
+                       state["feature_extracter.aspp.aspp4.atrous_conv.weight"])
     assert int(own["propagation_head.layers.0.depthwise_norm.num_batches_tracked"]) == 3
 
 

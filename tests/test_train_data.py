@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from davis_data import davis_240p_root, requires_davis_sequences
 from PIL import Image
 
 from manet.errors import VideoError
@@ -37,7 +38,7 @@ from manet.train.data import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DAVIS = Path("/work/shared/data/davis2016-240p")
+SHARED_DAVIS = davis_240p_root()
 BLUE, RED, GREEN = (0, 0, 255), (255, 0, 0), (0, 255, 0)
 NO_JITTER = AugmentConfig(brightness=0.0, contrast=0.0, saturation=0.0)
 PALETTE = [0, 0, 0, 200, 0, 0, 0, 200, 0] + [128] * (256 * 3 - 9)
@@ -71,7 +72,8 @@ def triangle_sequence(frames: int = 12, height: int = 120, width: int = 200, sid
     return images, masks
 
 
-def green_disc_sequence(frames: int = 8, height: int = 100, width: int = 100) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def green_disc_sequence(frames: int = 8, height: int = 100,
+                        width: int = 100) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """All-green frames with a static disc as object 1 (a donor whose pixels are all green)."""
     mask = np.zeros((height, width), np.uint8)
     cv2.circle(mask, (width // 2, height // 2), 15, 1, -1)
@@ -396,8 +398,7 @@ def test_choose_crop_origin_contains_box_when_it_fits() -> None:
                 assert lo <= origin + 1e-9 and origin + 64 <= hi + 1e-9
 
 
-@pytest.mark.skipif(not (SHARED_DAVIS / "JPEGImages" / "bear").is_dir(),
-                    reason="shared DAVIS-2016 240p folder not present on this machine")
+@requires_davis_sequences("bear", "soccerball")
 def test_smoke_on_shared_davis() -> None:
     folder = DavisFolder(SHARED_DAVIS, ["bear", "soccerball"])
     dataset = TripletDataset(folder, seed=0)

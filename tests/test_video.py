@@ -8,13 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from davis_data import davis_240p_root, requires_davis_sequences
 from PIL import Image
 
 from manet.errors import FrameIndexError, VideoError
 from manet.io import _sources
 from manet.io.video import VideoSource, natural_sort_key, resize_frame
 
-DAVIS_SEQUENCE = Path("/work/shared/data/davis2016-240p/JPEGImages/horsejump-low")
+DAVIS_SEQUENCE = davis_240p_root() / "JPEGImages" / "horsejump-low"
 T, H, W = 60, 48, 64
 
 
@@ -336,7 +337,7 @@ def test_single_image_file_is_a_one_frame_video(tmp_path: Path) -> None:
     np.testing.assert_array_equal(video.frame(0), frame[0])
 
 
-@pytest.mark.skipif(not DAVIS_SEQUENCE.is_dir(), reason="DAVIS sample data not available")
+@requires_davis_sequences("horsejump-low")
 def test_davis_jpeg_folder() -> None:
     video = VideoSource.open(DAVIS_SEQUENCE)
     assert (video.num_frames, video.height, video.width) == (60, 240, 427)

@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Self, SupportsIndex, Union
+from typing import Any, SupportsIndex, TypeVar, Union
 
 import cv2
 import numpy as np
@@ -33,6 +33,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_HINT = "pass a video file (mp4, avi, mov, mkv, ...), a folder of jpg/png frames, or a (T, H, W, 3) uint8 array"
 
 VideoLike = Union[str, "os.PathLike[str]", np.ndarray, "VideoSource"]
+# typing.Self is Python 3.11+; a bound type variable says the same on 3.10.
+_Source = TypeVar("_Source", bound="VideoSource")
 
 
 def natural_sort_key(name: str) -> tuple[Any, ...]:
@@ -188,7 +190,7 @@ class VideoSource:
             self._cache.clear()
             self._release()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Source) -> _Source:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -242,5 +244,7 @@ def _list_images(folder: Path) -> list[Path]:
     if images:
         return images
     subfolders = [entry.name for entry in entries if entry.is_dir()]
-    hint = f"; it has subfolders ({', '.join(subfolders[:3])}): pass the one that holds the frames" if subfolders else ""
+    hint = ""
+    if subfolders:
+        hint = f"; it has subfolders ({', '.join(subfolders[:3])}): pass the one that holds the frames"
     raise VideoError(f"folder {folder} holds no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} images{hint}")
