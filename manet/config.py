@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 EncoderName = Literal["lite-features", "lite", "paper", "tiny"]
-Precision = Literal["auto", "float32", "bfloat16"]
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+LocalMapOrder = Literal["pooled", "authors"]
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,15 @@ class SessionConfig:
             global memory (eq 8).
         roi_margin: first-round ROI enlargement, in stride-4 embedding pixels (20 in the
             authors' code).
-        precision: ``auto`` uses bfloat16 autocast for the encoder where the CPU supports it,
-            float32 elsewhere; matching always runs in float32.
+            ``window`` and ``roi_margin`` count grid pixels, so their reach in image pixels
+            follows the working size: k = 12 reaches +-96 working pixels (20% of a 480p short
+            side, the authors' setting, 40% at the lite preset's 240) and the margin 80. They
+            are not rescaled automatically: each preset's heads were trained with its own values.
+        precision: autocast of the encoder and the heads (matching always runs in float32).
+            ``auto``: bfloat16 where the device computes it natively (CPUs with AVX512-BF16/AMX,
+            CUDA GPUs that report bfloat16 support), float32 everywhere else; float16 is never
+            picked automatically (its range is too narrow for un-normalised backbone
+            activations). ``float32``, ``bfloat16`` and ``float16`` force that choice.
         device: torch device string; ``None`` picks CUDA when available, else CPU.
         embedding_budget_mb: embeddings beyond this many megabytes spill to a memory-mapped
             file instead of RAM.
@@ -130,6 +138,15 @@ class SessionConfig:
         max_reference_pixels: cap on the reference pixels per object for the global map; more
             are subsampled evenly (the round-1 ROI background holds thousands of pixels, and
             the global map's cost grows linearly with them). ``None`` uses all.
+        local_map_order: how the local map (eq 4) reaches stride 4. ``pooled``: labels are
+            max-pooled 2x, the minimum is taken on the pooled grid and the finished map is
+            upsampled. ``authors``: the per-offset distance volume of the pooled grid is
+            upsampled to stride 4 (bilinear, corners aligned) and masked with stride-4 labels
+            (offset o standing for 2o stride-4 pixels), as the authors' released code does, so
+            object boundaries stay at stride 4 (the input their weights expect).
+        augmented_map_before_roi: in round 1, compute the augmented map (eq 7) from the strokes
+            alone, before the enlarged-ROI background is added (the authors' order); off, the
+            ROI background is a reference of the augmented map too.
     """
 
     working_size: int | None = 240
@@ -144,6 +161,16 @@ class SessionConfig:
     embedding_budget_mb: float = 1024.0
     reuse_budget_mb: float = 1024.0
     max_reference_pixels: int | None = 1024
+    local_map_order: LocalMapOrder = "pooled"
+    augmented_map_before_roi: bool = False
+
+    @classmethod
+    def paper(cls) -> SessionConfig:
+        """The authors' setup: frames embedded at 480p (their DAVIS resolution; larger videos are
+        scaled down so k and the ROI margin keep their meaning), every reference pixel, their
+        local-map order and round-1 augmented map."""
+        return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
+                   augmented_map_before_roi=True)
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:
@@ -156,6 +183,10 @@ class SessionConfig:
             raise ValueError(f"reuse_budget_mb must be >= 0, got {self.reuse_budget_mb}")
         if self.roi_margin < 0:
             raise ValueError(f"roi_margin must be >= 0, got {self.roi_margin}")
+        if self.local_map_order not in ("pooled", "authors"):
+            raise ValueError(f"local_map_order must be 'pooled' or 'authors', got {self.local_map_order!r}")
+        if self.precision not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.precision!r}")
 
     def replace(self, **changes: Any) -> SessionConfig:
         return dataclasses.replace(self, **changes)

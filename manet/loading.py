@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from manet.config import ModelConfig
+from manet.config import ModelConfig, SessionConfig
 from manet.errors import CheckpointError
 from manet.model.checkpoint import load_checkpoint
 from manet.model.network import MANet
@@ -30,10 +30,15 @@ def load_model(preset: Preset = "lite", *, weights: str | Path | None | Literal[
         checkpoint: for ``preset="paper"``, the authors' released ``.pth`` state dict, mapped onto
             our modules (loaded with ``weights_only=True``).
         device: where to put the model (default CPU; sessions move it to their own device).
+
+    The model carries the session settings its preset was made for
+    (:meth:`MANet.recommended_session_config`): ``Session(load_model("paper", checkpoint=...),
+    video)`` runs the authors' setup (:meth:`SessionConfig.paper`), the lite preset the default.
     """
     if checkpoint is not None:
         if preset != "paper":
-            raise CheckpointError("checkpoint= loads the authors' released weights: use load_model('paper', checkpoint=...)")
+            raise CheckpointError("checkpoint= loads the authors' released weights: "
+                                  "use load_model('paper', checkpoint=...)")
         from manet.model.official import load_official_checkpoint
 
         model = load_official_checkpoint(checkpoint)
@@ -42,13 +47,16 @@ def load_model(preset: Preset = "lite", *, weights: str | Path | None | Literal[
     else:
         path = DEFAULT_WEIGHTS if weights == "default" else Path(weights)
         if weights == "default" and preset != "lite":
-            raise CheckpointError(f"no weights are shipped for the {preset!r} preset: pass weights=PATH or weights=None")
+            raise CheckpointError(f"no weights are shipped for the {preset!r} preset: "
+                                  "pass weights=PATH or weights=None")
         if weights == "default" and not path.is_file():
             raise CheckpointError(
                 f"the default weights file {path} is missing from this installation; reinstall the package, "
                 "pass weights=PATH to a checkpoint from `manet train`, or weights=None for an untrained model"
             )
         model = load_checkpoint(path, config)
+    if preset == "paper":
+        model.session_config = SessionConfig.paper()
     return model.to(device or "cpu").eval()
 
 

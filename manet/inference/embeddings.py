@@ -1,8 +1,9 @@
 """Per-video pixel embeddings, computed once (lazily, frame by frame or all at once) and cached.
 
-Precision policy: the encoder may run under bfloat16 autocast (about 2x faster on CPUs with
-AVX512-BF16/AMX) in channels-last layout; embeddings are stored as float16 (half the memory of
-float32, more mantissa than bfloat16) and handed out as float32 for matching.
+Precision policy (:func:`autocast_dtype`): the encoder and the heads may run under bfloat16
+autocast (about 2x faster on CPUs with AVX512-BF16/AMX) in channels-last layout; embeddings
+are stored as float16 (half the memory of float32, more mantissa than bfloat16) and handed out
+as float32 for matching.
 """
 
 from __future__ import annotations
@@ -36,15 +37,39 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (CPU flags; CUDA's own report; else False)."""
+    if device.type == "cpu":
+        return cpu_supports_bf16()
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return False
+
+
+def autocast_dtype(device_type: str, precision: str, native_bf16: bool) -> torch.dtype | None:
+    """The dtype the encoder and heads autocast to (None: plain float32), per ``SessionConfig.precision``.
+
+    ``auto`` picks bfloat16 on CPUs and CUDA GPUs that compute it natively and float32 elsewhere
+    (emulated bfloat16 is slower than float32; float16 overflows on un-normalised activations,
+    so it is only used when asked for).
+    """
+    if precision == "float32":
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision == "float16":
+        return torch.float16
+    if precision != "auto":
+        raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {precision!r}")
+    return torch.bfloat16 if native_bf16 and device_type in ("cpu", "cuda") else None
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
     """The autocast context the encoder and heads run in for ``precision`` on ``device``."""
-    if precision == "float32":
+    native = native_bfloat16(device) if precision == "auto" else False
+    dtype = autocast_dtype(device.type, precision, native)
+    if dtype is None:
         return contextlib.nullcontext()
-    if device.type == "cpu":
-        if precision == "bfloat16" or cpu_supports_bf16():
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
 
 

@@ -10,8 +10,15 @@ import torch.nn.functional as F
 
 from manet.config import SessionConfig
 from manet.inference.scribbles import UNLABELLED, Annotation, first_round_background, rasterize
-from manet.inference.state import Channels
-from manet.model.matching import augmented_map, pool_embedding, pool_masks, upsample_maps
+from manet.inference.state import Channels, PendingRound
+from manet.model.matching import (
+    augmented_map,
+    local_distances,
+    local_matching_authors_order,
+    pool_embedding,
+    pool_masks,
+    upsample_maps,
+)
 from manet.model.network import MANet
 
 
@@ -119,3 +126,30 @@ def augmented(embedding: torch.Tensor, labels: np.ndarray, channels: Channels, w
     pooled_masks = pool_masks(channel_masks(labels, channels, embedding.device))
     pooled = augmented_map(pool_embedding(embedding), pooled_masks, window)
     return upsample_maps(pooled, grid).clamp(0, 1)
+
+
+def augmented_for_round(embedding: torch.Tensor, pending: PendingRound, frame_size: tuple[int, int],
+                        config: SessionConfig) -> torch.Tensor:
+    """Eq 7 for a pending round's interactive frame, as ``config`` asks: (C, h, w) float32.
+
+    With ``augmented_map_before_roi`` the references are the round's own annotation without the
+    round-1 ROI background (the authors' order); otherwise the labels the round used, ROI
+    included. ``local_map_order`` picks how the map reaches the stride-4 grid, as for eq 4.
+    """
+    labels = pending.labels
+    if config.augmented_map_before_roi and pending.annotation.mask is None:
+        grid = (int(embedding.shape[1]), int(embedding.shape[2]))
+        labels = stroke_labels(pending.annotation, frame_size, grid, False, config.roi_margin)
+    if config.local_map_order == "pooled":
+        return augmented(embedding, labels, pending.channels, config.window)
+    pooled = pool_embedding(embedding)
+    distances = local_distances(pooled, pooled, config.window)
+    return local_matching_authors_order(distances, torch.from_numpy(stroke_channels(labels, pending.channels)),
+                                        len(pending.channels), config.window).to(embedding.device)
+
+
+def stroke_channels(labels: np.ndarray, channels: Channels) -> np.ndarray:
+    """(h, w) stroke ids (-1 none) -> (h, w) int64 channel indices, -1 where nothing is known."""
+    indices = channel_indices(labels, channels)
+    indices[labels == UNLABELLED] = -1
+    return indices

@@ -67,7 +67,7 @@ class Session:
     """
 
     def __init__(self, model: MANet, video: Any, config: SessionConfig | None = None) -> None:
-        self.config = config or SessionConfig()
+        self.config = config or model.recommended_session_config()
         self.video = VideoSource.open(video)
         self.device = pick_device(self.config.device)
         self.model = model.to(self.device).eval()
@@ -244,8 +244,8 @@ class Session:
         fixed = {frame: mask for frame, mask in self.fixed_frames().items() if frame != pending.frame}
         if self.config.augmented_map and pending.augmented is None:
             with torch.inference_mode():
-                pending.augmented = interaction.augmented(self.embeddings.get(pending.frame), pending.labels,
-                                                          pending.channels, self.config.window)
+                pending.augmented = interaction.augmented_for_round(self.embeddings.get(pending.frame), pending,
+                                                                    (self.height, self.width), self.config)
         propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local, fixed,
                                 self.reuse)
         new_cache: dict[int, np.ndarray] = {pending.frame: self._pending_mask(pending)}

@@ -184,6 +184,66 @@ def local_matching_from_distances(distances: torch.Tensor, reference_masks: torc
     return torch.stack(maps).reshape(channels, height, width)
 
 
+def local_matching_authors_order(distances: torch.Tensor, labels: torch.Tensor, channels: int, window: int,
+                                 offsets_per_block: int | None = None) -> torch.Tensor:
+    """Eq 4 in the authors' order: upsample the distance volume, mask it with stride-4 labels.
+
+    The (P, h2, w2) distances of the 2x-pooled grid are upsampled offset by offset to the
+    stride-4 grid (bilinear, corners aligned). At stride-4 pixel (y, x), offset (dy, dx) stands
+    for the stride-4 pixel (y + 2dy, x + 2dx); it counts for channel c when that pixel is
+    labelled c (pixels outside the frame belong to no channel). The map is the minimum over the
+    counted offsets, so object boundaries stay at stride 4. The volume is never materialised at
+    stride 4 (625 offsets x 120 x 214 floats at 480p): ``offsets_per_block`` offsets (one
+    window row, 2k + 1, by default) are upsampled and reduced at a time.
+
+    Args:
+        distances: (P, h2, w2) float from :func:`local_distances` on 2x-pooled embeddings.
+        labels: (h, w) integer channel indices of the reference frame at stride 4, with
+            ``h2 = ceil(h / 2)``, ``w2 = ceil(w / 2)``; values outside ``[0, channels)`` label nothing.
+        channels: C.
+        window: k, the window the distances were computed with (pooled pixels).
+    Returns:
+        (C, h, w) float32 in [0, 1]; 1 where no pixel of the channel is among the offsets.
+    """
+    side = 2 * window + 1
+    if distances.shape[0] != side * side:
+        raise ValueError(f"distances hold {distances.shape[0]} offsets, but window {window} needs {side * side}")
+    height, width = int(labels.shape[0]), int(labels.shape[1])
+    if tuple(distances.shape[1:]) != (-(-height // 2), -(-width // 2)):
+        raise ValueError(f"distances on a {tuple(distances.shape[1:])} grid do not pool labels of {(height, width)}")
+    reach = 2 * window
+    padded = F.pad(labels.long(), (reach, reach, reach, reach), value=-1)
+    ids = torch.arange(channels, device=labels.device)[:, None, None, None]
+    result = torch.ones((channels, height, width), dtype=torch.float32, device=distances.device)
+    step = offsets_per_block or side
+    for start in range(0, side * side, step):
+        stop = min(start + step, side * side)
+        upsampled = F.interpolate(distances[start:stop][None].float(), size=(height, width), mode="bilinear",
+                                  align_corners=True)[0]
+        shifted = torch.stack([padded[reach + 2 * (o // side - window):][:height,
+                                      reach + 2 * (o % side - window):][:, :width] for o in range(start, stop)])
+        member = shifted[None] == ids  # (C, offsets, h, w)
+        blocked = upsampled[None].expand(channels, -1, -1, -1).masked_fill(~member, 1.0)
+        result = torch.minimum(result, blocked.amin(dim=1))
+    return result
+
+
+def local_map_for_order(distances: torch.Tensor, labels: torch.Tensor, channels: int, window: int,
+                        order: str) -> torch.Tensor:
+    """Eq 4 from pooled-grid distances and (h, w) stride-4 channel indices of the reference.
+
+    ``order="pooled"`` returns (C, h2, w2) on the pooled grid (labels max-pooled, see
+    :func:`pool_labels`); ``"authors"`` returns (C, h, w) at stride 4
+    (:func:`local_matching_authors_order`). Callers upsample with :func:`upsample_maps`, a no-op
+    for the latter.
+    """
+    if order == "authors":
+        return local_matching_authors_order(distances, labels, channels, window)
+    if order != "pooled":
+        raise ValueError(f"local map order must be 'pooled' or 'authors', got {order!r}")
+    return local_matching_from_distances(distances, pool_labels(labels, channels), window)
+
+
 def reverse_local_distances(distances: torch.Tensor, window: int) -> torch.Tensor:
     """The distances of the swapped pair: from ``local_distances(a, b)`` to ``local_distances(b, a)``.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from manet.config import ModelConfig
+from manet.config import ModelConfig, SessionConfig
 from manet.errors import VideoError
 from manet.model.encoder import build_encoder
 from manet.model.heads import INTERACTION_MAPS, PROPAGATION_MAPS, SegmentationHead
@@ -27,11 +27,14 @@ class MANet(nn.Module):
         encoder: normalised (B, 3, H, W) -> (B, E, ceil(H/4), ceil(W/4)).
         interaction_head: per object [embedding, scribble map, previous-round mask] -> logit.
         propagation_head: per object [embedding, global map, local map, previous-frame mask] -> logit.
+        session_config: the session settings these weights were made for, when the loader knows
+            them (None: :meth:`recommended_session_config` decides from the architecture).
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, session_config: SessionConfig | None = None) -> None:
         super().__init__()
         self.config = config
+        self.session_config = session_config
         self.encoder = build_encoder(config)
         head = dict(width=config.head_width, layers=config.head_layers, kernel=config.head_kernel)
         self.interaction_head = SegmentationHead(config.embedding_dim, INTERACTION_MAPS, **head,
@@ -39,6 +42,14 @@ class MANet(nn.Module):
         self.propagation_head = SegmentationHead(config.embedding_dim, PROPAGATION_MAPS, **head,
                                                  matching_skip=config.skips("propagation"),
                                                  correction_bound=config.propagation_bound)
+
+    def recommended_session_config(self) -> SessionConfig:
+        """What a :class:`~manet.inference.session.Session` uses when given no config: the
+        loader's choice if set, else :meth:`SessionConfig.paper` for the paper architecture
+        and the default :class:`SessionConfig` (the lite preset's) for every other one."""
+        if self.session_config is not None:
+            return self.session_config
+        return SessionConfig.paper() if self.config.encoder == "paper" else SessionConfig()
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames as the encoder expects them.
