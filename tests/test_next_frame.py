@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from manet.errors import FrameIndexError
-from manet.eval.next_frame import (
+from manet.simulate.next_frame import (
     frames_by_jaccard,
     largest_objects_frame,
     least_confident_frame,

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from manet.eval.robot import (
+from manet.inference.scribbles import parse_davis, rasterize
+from manet.simulate.robot import (
     RobotConfig,
     annotation_to_davis,
     error_strokes,
@@ -16,8 +17,7 @@ from manet.eval.robot import (
     robot_annotation,
     robot_scribbles,
 )
-from manet.eval.skeleton import longest_paths
-from manet.inference.scribbles import parse_davis, rasterize
+from manet.simulate.skeleton import longest_paths
 
 
 def _ellipse(shape: tuple[int, int], centre: tuple[int, int], axes: tuple[int, int], angle: float = 0.0,

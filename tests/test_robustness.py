@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 import manet
 from manet import Scribble
-from manet.eval.robot import robot_annotation, robot_scribbles
 from manet.inference.persistence import FORMAT, load_session, save_session
 from manet.inference.scribbles import Box
+from manet.simulate.robot import robot_annotation, robot_scribbles
 
 T, H, W = 4, 32, 48
 VIDEO = moving_square_video(frames=T, height=H, width=W)

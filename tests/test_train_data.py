@@ -33,7 +33,6 @@ from manet.train.data import (
     FrameDataset,
     TripletDataset,
     collate,
-    read_ids,
     sample_triplet_times,
 )
 
@@ -146,13 +145,6 @@ def test_folder_reads_multi_object_palette_masks_and_split_file(tmp_path: Path) 
                           augment=AugmentConfig(min_object_pixels=1))[0]
     assert item["num_objects"] == 2  # ids 3 and 7 renumbered 1, 2
     assert set(item["masks"].unique().tolist()) <= {0, 1, 2}
-
-
-def test_read_ids_maps_binary_255_masks_to_one(tmp_path: Path) -> None:
-    mask = np.zeros((6, 6), np.uint8)
-    mask[1:3, 1:4] = 255
-    Image.fromarray(mask).save(tmp_path / "m.png")
-    assert np.array_equal(read_ids(tmp_path / "m.png"), (mask > 0).astype(np.uint8))
 
 
 def test_folder_rejects_missing_annotations_and_unknown_sequences(tmp_path: Path) -> None:

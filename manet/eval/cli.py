@@ -105,11 +105,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _sequence_names(args: argparse.Namespace) -> list[str] | None:
-    from manet.eval.dataset import read_sequence_names
+    from manet.io.davis import read_split
 
     names: list[str] = []
     if args.sequences_file is not None:
-        names.extend(read_sequence_names(args.sequences_file))
+        names.extend(read_split(args.sequences_file))
     if args.sequences:
         names.extend(name for name in args.sequences if name not in names)
     if not names and (args.sequences_file is not None or args.sequences):
@@ -119,8 +119,8 @@ def _sequence_names(args: argparse.Namespace) -> list[str] | None:
 
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     from manet.config import SessionConfig
-    from manet.eval.dataset import find_sequences
     from manet.eval.evaluate import EvalSettings, ModelSpec
+    from manet.io.davis import find_sequences
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")

@@ -26,7 +26,7 @@ import torch
 
 from manet.config import ModelConfig, SessionConfig
 from manet.errors import VideoError
-from manet.eval.dataset import DavisSequence, LoadedSequence, load_sequence
+from manet.eval.dataset import LoadedSequence, load_sequence
 from manet.eval.metrics import (
     DAVIS_SECONDS_PER_OBJECT,
     DAVIS_THRESHOLD_SECONDS,
@@ -35,12 +35,12 @@ from manet.eval.metrics import (
     interactive_summary,
     jaccard,
 )
-from manet.eval.robot import RobotConfig, first_round_annotation, robot_annotation
-from manet.inference.scribbles import Annotation
-from manet.inference.scribbles import CLICK_RADIUS_FRACTION, click_radius, strokes_to_clicks
+from manet.inference.scribbles import CLICK_RADIUS_FRACTION, Annotation, click_radius, strokes_to_clicks
 from manet.inference.session import Session
+from manet.io.davis import DavisSequence
 from manet.loading import load_model
 from manet.model.network import MANet
+from manet.simulate.robot import RobotConfig, first_round_annotation, require_drawing, robot_annotation
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,7 @@ def evaluate(model: MANet | ModelSpec, sequences: Sequence[DavisSequence], sessi
     """
     if not sequences:
         raise ValueError("no sequences to evaluate")
+    require_drawing("evaluation")  # before a model is built or a frame read
     if workers > 1:
         if not isinstance(model, ModelSpec):
             raise ValueError("workers > 1 needs a ModelSpec (each process builds its own model), not a model")

@@ -16,38 +16,16 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from manet.simulate.region import as_video, jaccard
+
+__all__ = [
+    "BOUNDARY_TOLERANCE", "DAVIS_SECONDS_PER_OBJECT", "DAVIS_THRESHOLD_SECONDS", "InteractiveSummary", "boundary_f",
+    "boundary_f_single", "boundary_map", "boundary_tolerance_pixels", "interactive_summary", "jaccard",
+]
+
 BOUNDARY_TOLERANCE = 0.008  # fraction of the image diagonal (the DAVIS default)
 DAVIS_THRESHOLD_SECONDS = 60.0
 DAVIS_SECONDS_PER_OBJECT = 240.0  # 8 interactions x 30 s per interaction and object
-
-
-def _as_video(masks: np.ndarray) -> np.ndarray:
-    return masks[None] if masks.ndim == 2 else masks
-
-
-def jaccard(gt: np.ndarray, pred: np.ndarray, object_ids: Iterable[int]) -> np.ndarray:
-    """Region similarity per frame and object.
-
-    Args:
-        gt, pred: (T, H, W) or (H, W) integer id maps (0 = background).
-        object_ids: ids (> 0) to score, in output column order.
-
-    Returns:
-        (T, K) float64 in [0, 1]: |gt == k & pred == k| / |gt == k | pred == k|, and 1 where
-        the object is absent from both (nothing to find, nothing wrongly found).
-    """
-    gt, pred = _as_video(np.asarray(gt)), _as_video(np.asarray(pred))
-    if gt.shape != pred.shape:
-        raise ValueError(f"gt and pred shapes differ: {gt.shape} vs {pred.shape}")
-    ids = [int(k) for k in object_ids]
-    scores = np.ones((gt.shape[0], len(ids)), dtype=np.float64)
-    for column, object_id in enumerate(ids):
-        truth, guess = gt == object_id, pred == object_id
-        intersection = np.count_nonzero(truth & guess, axis=(1, 2))
-        union = np.count_nonzero(truth | guess, axis=(1, 2))
-        present = union > 0
-        scores[present, column] = intersection[present] / union[present]
-    return scores
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -104,7 +82,7 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, object_ids: Iterable[int],
     Returns:
         (T, K) float64 in [0, 1], see :func:`boundary_f_single`.
     """
-    gt, pred = _as_video(np.asarray(gt)), _as_video(np.asarray(pred))
+    gt, pred = as_video(np.asarray(gt)), as_video(np.asarray(pred))
     if gt.shape != pred.shape:
         raise ValueError(f"gt and pred shapes differ: {gt.shape} vs {pred.shape}")
     ids = [int(k) for k in object_ids]

@@ -1,7 +1,8 @@
 """An evaluation as JSON, as a plot, and as a short text table.
 
 The plot is drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot), so making one
-never changes the backend of a notebook or a script.
+never changes the backend of a notebook or a script. matplotlib comes with the ``eval`` extra and
+is imported only when a plot is made, so the JSON report and the table work without it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from manet.eval.evaluate import EvalSettings, EvaluationResult, SequenceResult
+from manet.optional import require
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REPORT_FORMAT = "manet-eval/1"
 
@@ -82,8 +84,9 @@ def write_report(path: Path, data: Mapping[str, Any]) -> None:
 
 def plot_figure(result: EvaluationResult, title: str = "") -> Figure:
     """Two panels: mean J over cumulative seconds (with the threshold line), and J and F by round."""
+    figure_module = require("matplotlib.figure", "plotting an evaluation")
     summary = result.summary
-    figure = Figure(figsize=(10, 4), layout="constrained")
+    figure = figure_module.Figure(figsize=(10, 4), layout="constrained")
     over_time, by_round = figure.subplots(1, 2)
     over_time.plot(summary.curve_seconds, summary.curve_jaccard, marker="o", markersize=3)
     over_time.axvline(summary.threshold_seconds, color="k", linestyle="--", linewidth=1)
@@ -104,7 +107,7 @@ def save_plot(path: Path, result: EvaluationResult, title: str = "") -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = plot_figure(result, title)
-    FigureCanvasAgg(figure)
+    require("matplotlib.backends.backend_agg", "plotting an evaluation").FigureCanvasAgg(figure)
     figure.savefig(path, dpi=120)
 
 

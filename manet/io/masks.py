@@ -1,4 +1,6 @@
-"""Read object-id masks: PNG images (indexed or grayscale), npz and COCO JSON exports.
+"""Read object-id masks: PNG images (palette, greyscale or DAVIS-palette RGB), npz and COCO JSON exports.
+
+PNG masks follow the one rule set of :mod:`manet.io.davis`, which datasets are read with too.
 
 Every loader returns uint8 ids, 0 = background: ``(H, W)`` for one frame, ``(T, H, W)`` for a video.
 """
@@ -8,60 +10,34 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from manet.errors import VideoError
-from manet.io import rle
-from manet.io.export import as_id_masks, davis_palette
+from manet.io import davis, rle
+from manet.io.export import as_id_masks
 from manet.io.video import natural_sort_key
 
 PathLike = str | os.PathLike[str]
 
 
 def load_mask_image(path: PathLike) -> np.ndarray:
-    """One mask image as (H, W) uint8 ids.
+    """One mask image as (H, W) uint8 ids, by the rules of :func:`manet.io.davis.read_mask`.
 
-    Indexed (palette) PNGs give their indices; grayscale images their values; RGB images are
-    mapped back through the DAVIS palette (an error names any colour that is not in it).
+    Palette PNGs give their indices; greyscale images their values (a mask of only 0 and 255 reads
+    as 0/1); RGB images are mapped back through the DAVIS palette (an error names any colour that
+    is not in it).
     """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return _ids_from_image(image, Path(path))
-    except (UnidentifiedImageError, OSError) as error:
-        raise VideoError(f"cannot read mask image {path} ({error}); pass a PNG of object ids") from None
+    return davis.read_mask(path)
 
 
 def load_png_masks(folder_or_files: PathLike | Sequence[PathLike]) -> np.ndarray:
     """(T, H, W) uint8 ids from a folder of PNGs (natural order) or a list of image paths."""
     if isinstance(folder_or_files, (str, os.PathLike)):
-        folder = Path(folder_or_files)
-        if not folder.is_dir():
-            raise VideoError(f"{folder} is not a folder; pass a folder of PNG masks or a list of files")
-        files = sorted((entry for entry in folder.iterdir()
-                        if entry.suffix.lower() == ".png" and not entry.name.startswith(".")),
-                       key=lambda entry: natural_sort_key(entry.name))
-        if not files:
-            raise VideoError(f"folder {folder} holds no .png mask images")
-    else:
-        files = [Path(item) for item in folder_or_files]
-        if not files:
-            raise VideoError("no mask files given")
-    first = load_mask_image(files[0])
-    masks = np.empty((len(files), *first.shape), dtype=np.uint8)
-    masks[0] = first
-    for t, path in enumerate(files[1:], start=1):
-        mask = load_mask_image(path)
-        if mask.shape != first.shape:
-            raise VideoError(f"mask {t} ({path.name}) is {mask.shape[1]}x{mask.shape[0]} but mask 0 "
-                             f"({files[0].name}) is {first.shape[1]}x{first.shape[0]}: masks must share one size")
-        masks[t] = mask
-    return masks
+        return davis.read_masks(davis.mask_files(folder_or_files))
+    return davis.read_masks(folder_or_files)
 
 
 def load_npz_masks(path: PathLike) -> np.ndarray:
@@ -108,39 +84,6 @@ def load_coco(path: PathLike) -> np.ndarray:
         binary = _segmentation_mask(annotation.get("segmentation"), height, width)
         masks[frame_of[annotation["image_id"]]][binary != 0] = object_id
     return masks
-
-
-def _ids_from_image(image: Image.Image, path: Path) -> np.ndarray:
-    if image.mode == "P":
-        return np.array(image, dtype=np.uint8)
-    if image.mode in ("L", "1", "LA"):
-        return np.array(image.getchannel(0), dtype=np.uint8)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
-        values = np.array(image)
-        if values.min() < 0 or values.max() > 255:
-            raise VideoError(f"mask {path} has ids up to {values.max()}; ids must be 0..255")
-        return values.astype(np.uint8)
-    if image.mode in ("RGB", "RGBA"):
-        return _ids_from_colours(np.array(image.convert("RGB")), path)
-    raise VideoError(f"mask {path} has unsupported mode {image.mode}: save masks as indexed or grayscale PNG")
-
-
-def _ids_from_colours(rgb: np.ndarray, path: Path) -> np.ndarray:
-    """Map DAVIS-palette colours back to ids."""
-    palette = davis_palette().astype(np.int64)
-    keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-    pixels = rgb.astype(np.int64)
-    codes = (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
-    colours, inverse = np.unique(codes, return_inverse=True)
-    ids = np.full(colours.shape, -1, dtype=np.int64)
-    lookup = {int(key): index for index, key in enumerate(keys)}
-    for position, code in enumerate(colours):
-        ids[position] = lookup.get(int(code), -1)
-    if (ids < 0).any():
-        code = int(colours[np.flatnonzero(ids < 0)[0]])
-        raise VideoError(f"mask {path} is an RGB image with colour {(code >> 16, (code >> 8) & 255, code & 255)} "
-                         "outside the DAVIS palette; save masks as indexed or grayscale PNG of ids")
-    return ids[inverse].reshape(codes.shape).astype(np.uint8)
 
 
 def _open_npz(path: PathLike) -> Any:

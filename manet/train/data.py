@@ -1,10 +1,7 @@
-"""Training data: a DAVIS-layout folder index and datasets that simulate propagation.
+"""Training data: a cached DAVIS-layout folder and datasets that simulate propagation.
 
-Folder layout (DAVIS)::
-
-    root/JPEGImages/<seq>/00000.jpg   frames (.jpg, .jpeg or .png), sorted by name
-    root/Annotations/<seq>/00000.png  palette (or greyscale) PNGs, pixel = object id, 0 = background
-    root/Scribbles/<seq>/001.json     optional DAVIS interactive scribbles
+The folder is read by :mod:`manet.io.davis` (layout, split files and mask rules are documented
+there); :class:`DavisFolder` keeps decoded frames and masks in memory.
 
 ``TripletDataset`` yields (reference, previous, current) frame triplets for stage 1 (the
 propagation branch), ``FrameDataset`` single frames for stage 2 (the interaction branch).
@@ -19,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from manet.errors import VideoError
+from manet.io.davis import DavisSequence, find_sequences, read_frame, read_mask
 from manet.train.augment import (
     AugmentConfig,
     Box,
@@ -47,94 +43,23 @@ from manet.train.augment import (
 )
 
 REFERENCE, PREVIOUS, CURRENT = 0, 1, 2
-_FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 _MAX_ATTEMPTS = 5
 
 
-def read_rgb(path: Path) -> UInt8Array:
-    """Decode an image file to (H,W,3) uint8 RGB."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise VideoError(f"cannot decode frame {path}: check the file is a readable JPEG/PNG")
-    return np.ascontiguousarray(image[:, :, ::-1])
-
-
-def read_ids(path: Path) -> UInt8Array:
-    """Decode an annotation PNG to (H,W) uint8 object ids.
-
-    Palette and greyscale PNGs give their pixel values (palette indices) as ids. A binary
-    greyscale mask stored as 0/255 (DAVIS-2016 style) becomes 0/1.
-    """
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L", "1"):
-            raise VideoError(f"annotation {path} is {image.mode}, not an id PNG: save masks as "
-                             "palette or greyscale PNGs whose pixel values are object ids")
-        ids = np.array(image.convert("L") if image.mode == "1" else image, dtype=np.uint8)
-    if image.mode in ("L", "1") and ids.max(initial=0) == 255 and np.isin(ids, (0, 255)).all():
-        ids = (ids > 0).astype(np.uint8)
-    return ids
-
-
-@dataclass(frozen=True)
-class SequenceIndex:
-    """Files of one sequence: frame i pairs with annotation i (same file stem)."""
-
-    name: str
-    frames: tuple[Path, ...]
-    annotations: tuple[Path, ...]
-    scribbles: tuple[Path, ...]
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.frames)
-
-
-def _read_split(path: Path) -> list[str]:
-    if not path.is_file():
-        raise VideoError(f"split file {path} does not exist: pass a list of sequence names or "
-                         "a text file with one name a line")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def _index_sequence(root: Path, name: str) -> SequenceIndex:
-    frame_dir, mask_dir = root / "JPEGImages" / name, root / "Annotations" / name
-    if not frame_dir.is_dir() or not mask_dir.is_dir():
-        raise VideoError(f"sequence {name!r} needs {frame_dir} and {mask_dir}: check the name "
-                         "and the DAVIS folder layout")
-    frames = sorted(p for p in frame_dir.iterdir() if p.suffix.lower() in _FRAME_SUFFIXES)
-    annotations = tuple(mask_dir / f"{p.stem}.png" for p in frames)
-    missing = [p.name for p in annotations if not p.is_file()]
-    if not frames or missing:
-        raise VideoError(f"sequence {name!r}: {len(frames)} frames, annotations missing for "
-                         f"{missing[:5]}: every frame needs an annotation PNG of the same stem")
-    scribble_dir = root / "Scribbles" / name
-    scribbles = tuple(sorted(scribble_dir.glob("*.json"))) if scribble_dir.is_dir() else ()
-    return SequenceIndex(name, tuple(frames), annotations, scribbles)
-
-
 class DavisFolder:
-    """Index of a DAVIS-layout folder with optional in-memory caching of decoded files.
+    """A DAVIS-layout folder with optional in-memory caching of decoded files.
 
-    ``sequences``: None = every sequence folder under JPEGImages; a list of names; or a path
-    to a split file (one name a line). Returned arrays are read-only views of the cache: copy
-    before writing. With DataLoader workers call ``preload()`` first so forked workers share
-    one decoded copy instead of each filling its own.
+    ``sequences``: None = every sequence of the folder; a list of names; or a split (a path to
+    a file with one name a line, or the name of a split under ``ImageSets``). Returned arrays
+    are read-only views of the cache: copy before writing. With DataLoader workers call
+    ``preload()`` first so forked workers share one decoded copy instead of each filling its own.
     """
 
     def __init__(self, root: str | Path, sequences: Sequence[str] | str | Path | None = None,
                  cache: bool = True) -> None:
         self.root = Path(root)
-        if not (self.root / "JPEGImages").is_dir():
-            raise VideoError(f"{self.root} has no JPEGImages folder: pass the root of a "
-                             "DAVIS-layout dataset")
-        if sequences is None:
-            names = sorted(p.name for p in (self.root / "JPEGImages").iterdir() if p.is_dir())
-        elif isinstance(sequences, (str, Path)):
-            names = _read_split(Path(sequences))
-        else:
-            names = list(sequences)
         self.cache = cache
-        self._index = {name: _index_sequence(self.root, name) for name in names}
+        self._index = {sequence.name: sequence for sequence in find_sequences(self.root, sequences)}
         self._frames: dict[tuple[str, int], UInt8Array] = {}
         self._masks: dict[tuple[str, int], UInt8Array] = {}
 
@@ -145,7 +70,7 @@ class DavisFolder:
     def __len__(self) -> int:
         return len(self._index)
 
-    def sequence(self, name: str) -> SequenceIndex:
+    def sequence(self, name: str) -> DavisSequence:
         if name not in self._index:
             raise VideoError(f"unknown sequence {name!r}; this folder has {self.sequences}")
         return self._index[name]
@@ -154,17 +79,16 @@ class DavisFolder:
         return self.sequence(name).num_frames
 
     def scribble_path(self, name: str) -> Path | None:
-        """First scribble file of the sequence (sorted by name), or None."""
-        scribbles = self.sequence(name).scribbles
-        return scribbles[0] if scribbles else None
+        """First scribble file of the sequence (natural order), or None."""
+        return self.sequence(name).first_scribble
 
     def frame(self, name: str, t: int) -> UInt8Array:
         """Frame ``t`` as (H,W,3) uint8 RGB."""
-        return self._load(self._frames, read_rgb, self.sequence(name).frames, name, t)
+        return self._load(self._frames, read_frame, self.sequence(name).frames, name, t)
 
     def mask(self, name: str, t: int) -> UInt8Array:
         """Ground truth of frame ``t`` as (H,W) uint8 ids (0 = background)."""
-        return self._load(self._masks, read_ids, self.sequence(name).annotations, name, t)
+        return self._load(self._masks, read_mask, self.sequence(name).annotations, name, t)
 
     def preload(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Decode every frame and mask into the cache; ``progress(done, total)`` per sequence."""

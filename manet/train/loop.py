@@ -31,6 +31,7 @@ from manet.config import ModelConfig
 from manet.errors import CheckpointError
 from manet.model.checkpoint import load_checkpoint, save_checkpoint
 from manet.model.network import MANet
+from manet.simulate.robot import require_drawing, robot_scribbles
 from manet.train.augment import PerturbConfig
 from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
 from manet.train.losses import bootstrap_fraction
@@ -163,12 +164,10 @@ class Trainer:
         self._resume()
 
     def _step_module(self) -> nn.Module:
+        require_drawing("training")  # both stages draw robot strokes: fail before any data is read
         if self.config.stage == "stage1":
-            from manet.eval.robot import robot_scribbles
-
             return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,
                                    robot_scribbles, previous_from_matching=self.config.previous_from_matching)
-        from manet.eval.robot import robot_scribbles
 
         def first_round(truth: np.ndarray, prediction: np.ndarray, ids: list[int],
                         rng: np.random.Generator) -> list[Any]:

@@ -25,12 +25,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from skimage.morphology import skeletonize
 
 from manet.errors import ScribbleError
-from manet.eval.next_frame import frames_by_jaccard, largest_objects_frame
-from manet.eval.skeleton import longest_paths
 from manet.inference.scribbles import MAX_OBJECT_ID, Annotation, Scribble, make_annotation, to_davis
+from manet.optional import require
+from manet.simulate.next_frame import frames_by_jaccard, largest_objects_frame
+from manet.simulate.skeleton import longest_paths
 
 # A smoothed point is kept only where every 8-neighbour of its pixel is inside the region,
 # so the line to the next (adjacent) point cannot leave the region either.
@@ -59,6 +59,13 @@ class RobotConfig:
     smoothing: int = 5
     radius_jitter: float = 0.0
     max_strokes_per_object: int | None = None
+
+
+def require_drawing(purpose: str) -> None:
+    """Fail now, naming the install command, where drawing strokes would fail later: the robot
+    needs scipy and scikit-image (the ``eval`` extra)."""
+    for module in ("skimage.morphology", "scipy.sparse.csgraph"):
+        require(module, f"{purpose} (its simulated user)")
 
 
 def robot_scribbles(gt: np.ndarray, pred: np.ndarray, object_ids: Iterable[int],
@@ -115,6 +122,7 @@ def error_strokes(error: np.ndarray, rng: np.random.Generator,
     top, left, region = _crop(error)
     depth = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     opened = _open_until_nonempty(region, depth, _radius(area, rng, config))
+    skeletonize = require("skimage.morphology", "the simulated user").skeletonize
     paths = longest_paths(skeletonize(opened), config.min_nodes, rng)
     if not paths:
         return [_blob_stroke(region, depth) + (left, top)]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from manet.errors import FrameIndexError
-from manet.eval.metrics import jaccard
+from manet.simulate.region import jaccard
 
 
 def _candidates(num_frames: int, annotated_frames: Iterable[int]) -> np.ndarray:

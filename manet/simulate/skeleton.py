@@ -12,9 +12,14 @@ the sweep is still a longest path up to a pixel or two.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
+
+from manet.optional import require
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 # Forward half of the 8-neighbourhood: each undirected edge is found exactly once.
 _FORWARD_OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
@@ -31,6 +36,7 @@ def skeleton_graph(skeleton: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]
         (N, N) symmetric sparse matrix of edge lengths (1 for side, sqrt(2) for diagonal
         neighbours).
     """
+    scipy_sparse = require("scipy.sparse", "the simulated user")
     coords = np.argwhere(skeleton)
     count = coords.shape[0]
     height, width = skeleton.shape
@@ -44,7 +50,7 @@ def skeleton_graph(skeleton: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]
         targets.append(neighbour[found])
         weights.append(np.full(int(found.sum()), np.sqrt(2.0) if d_row and d_col else 1.0))
     source, target, weight = (np.concatenate(part) for part in (sources, targets, weights))
-    graph = sparse.coo_matrix(
+    graph = scipy_sparse.coo_matrix(
         (np.concatenate([weight, weight]), (np.concatenate([source, target]), np.concatenate([target, source]))),
         shape=(count, count),
     ).tocsr()
@@ -64,6 +70,7 @@ def longest_paths(skeleton: np.ndarray, min_nodes: int, rng: np.random.Generator
         8-adjacent, ordered from one end of the path to the other. Pieces are ordered by
         their first pixel in raster order.
     """
+    csgraph = require("scipy.sparse.csgraph", "the simulated user")
     coords, graph = skeleton_graph(skeleton)
     if coords.shape[0] == 0:
         return []
