@@ -90,7 +90,9 @@ def test_resuming_into_another_stage_is_refused(dataset: Path, tmp_path: Path) -
 
 def test_two_process_ddp_keeps_replicas_identical(dataset: Path, tmp_path: Path) -> None:
     worker = Path(__file__).with_name("ddp_worker.py")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    # --standalone: the launcher binds its rendezvous and the workers' master port to free ports itself, so
+    # parallel runs and busy machines cannot collide on a fixed port.
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(worker), str(dataset), str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1",
@@ -158,7 +160,8 @@ def test_matching_skip_is_added_and_composed_per_head(tmp_path: Path) -> None:
     skipped = save_checkpoint(skipped_model, tmp_path / "skip.safetensors")
     mixed = compose(skipped, {"interaction_head.": plain})
     assert mixed.config.matching_skip == "propagation"
-    assert torch.equal(mixed.interaction_head.classifier.weight, load_checkpoint(plain).interaction_head.classifier.weight)
+    assert torch.equal(mixed.interaction_head.classifier.weight,
+                       load_checkpoint(plain).interaction_head.classifier.weight)
     assert mixed.propagation_head.skip_scale is not None and mixed.interaction_head.skip_scale is None
     assert compose(plain, {"interaction_head.": skipped}).config.matching_skip == "interaction"
     bounded = with_propagation_bound(mixed, 2.0)
