@@ -1,4 +1,4 @@
-"""The ``manet`` command: ``manet train``, ``manet eval``, ``manet annotate``."""
+"""The ``manet`` command: ``manet train``, ``manet eval``, ``manet annotate``, ``manet propagate``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "train": "manet.train.cli",
     "eval": "manet.eval.cli",
     "annotate": "manet_widget.annotate_cli",
+    "propagate": "manet.batch.cli",
 }
 
 

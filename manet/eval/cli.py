@@ -82,14 +82,22 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--plot", type=Path, metavar="OUT.png", help="plot J over time and by round")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes to spread sequences over (timings then share the CPU)")
+    parser.add_argument("--address", metavar="tcp://HOST:8786",
+                        help="run the sequences as tasks on this Dask scheduler (needs the [cluster] extra)")
+    parser.add_argument("--results-dir", type=Path, metavar="DIR",
+                        help="keep each finished sequence in DIR; rerunning skips those already there")
     parser.add_argument("--config-override", type=parse_override, action="append", default=[],
                         metavar="KEY=VALUE", help="change a SessionConfig (or, with --tiny-random, "
                         "ModelConfig) field, e.g. global_memory=false, memory_rounds=2; repeatable")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--weights", metavar="PATH", help="checkpoint to evaluate (default: the shipped weights)")
+    model.add_argument("--checkpoint", metavar="PATH.pth",
+                       help="the authors' released MA-Net weights (with --preset paper; read with weights_only=True)")
     model.add_argument("--tiny-random", action="store_true", help="a random tiny model (tests and CI)")
     model.add_argument("--matching-baseline", action="store_true",
                        help="no trained weights: ImageNet features matched by nearest neighbour")
+    parser.add_argument("--preset", choices=["lite", "paper"], default="lite",
+                        help="architecture and session settings (paper: the authors' setup, SessionConfig.paper())")
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
     parser.add_argument("--working-size", type=int, metavar="N",
                         help="short side in pixels at which frames are embedded (0 = original size)")
@@ -127,11 +135,19 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     session_changes, model_changes = split_overrides(args.config_override)
     if args.working_size is not None:
         session_changes["working_size"] = args.working_size or None
-    session_config = SessionConfig(**session_changes)
+    if args.checkpoint is not None and args.preset != "paper":
+        raise ValueError("--checkpoint loads the authors' weights, which fit the paper architecture: "
+                         "add --preset paper")
+    if args.preset == "paper" and args.checkpoint is None and args.weights is None and not args.tiny_random:
+        raise ValueError("--preset paper has no shipped weights: pass --checkpoint manet.pth (the authors' release) "
+                         "or --weights PATH (a paper-preset run of `manet train`)")
+    base = SessionConfig.paper() if args.preset == "paper" else SessionConfig()
+    session_config = base.replace(**session_changes)
     if model_changes and not args.tiny_random:
         raise ValueError(f"ModelConfig overrides {sorted(model_changes)} need --tiny-random: "
                          "a checkpoint fixes its own architecture")
-    spec = ModelSpec(weights=args.weights or "default", tiny_random=args.tiny_random,
+    spec = ModelSpec(weights=args.weights or "default", preset=args.preset,
+                     checkpoint=None if args.checkpoint is None else str(args.checkpoint), tiny_random=args.tiny_random,
                      matching_baseline=args.matching_baseline,
                      model_overrides=model_changes, seed=args.seed)
     settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
@@ -170,8 +186,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         with tqdm(total=total, unit="round", disable=True if args.no_progress else None) as bar:
             result = evaluate(spec, sequences, session_config, settings, workers=args.workers,
-                              progress=tqdm_callback(bar))
-    except (ManetError, ValueError, OSError) as error:
+                              progress=tqdm_callback(bar), address=args.address, results_dir=args.results_dir)
+    except (ManetError, ValueError, OSError, ImportError) as error:
         print(f"manet eval: error: {error}", file=sys.stderr)
         return 1
     print(summary_table(result))
@@ -181,6 +197,7 @@ def main(args: argparse.Namespace) -> int:
         "model": dataclasses.asdict(spec),
         "session_config": session_config.to_dict(),
         "workers": args.workers,
+        "failed": {failure.key: failure.error for failure in result.failures},
     }
     if args.report is not None:
         write_report(args.report, report_dict(result, settings, context))
@@ -188,4 +205,10 @@ def main(args: argparse.Namespace) -> int:
     if args.plot is not None:
         save_plot(args.plot, result, title=str(args.dataset))
         print(f"plot: {args.plot}")
+    for failure in result.failures:
+        print(f"manet eval: {failure.key} failed: {failure.error}", file=sys.stderr)
+    if result.failures:
+        print(f"manet eval: {len(result.failures)} of {len(sequences)} sequences failed; the summary covers the "
+              f"{len(result.sequences)} that finished", file=sys.stderr)
+        return 1
     return 0

@@ -16,9 +16,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
@@ -80,6 +78,8 @@ class ModelSpec:
     Attributes:
         weights: ``"default"`` (shipped weights) or a checkpoint path; ignored for
             ``tiny_random``.
+        preset: ``lite`` or ``paper``: the architecture ``weights`` or ``checkpoint`` fill.
+        checkpoint: the authors' released ``.pth`` (``preset="paper"``); overrides ``weights``.
         tiny_random: a random :meth:`ModelConfig.tiny` network (tests, CI).
         matching_baseline: the training-free ImageNet-feature matching baseline.
         model_overrides: :class:`ModelConfig` fields changed from the tiny config.
@@ -87,6 +87,8 @@ class ModelSpec:
     """
 
     weights: str = "default"
+    preset: str = "lite"
+    checkpoint: str | None = None
     tiny_random: bool = False
     matching_baseline: bool = False
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -104,7 +106,11 @@ class ModelSpec:
         if self.model_overrides:
             raise ValueError(f"ModelConfig overrides {sorted(self.model_overrides)} apply only to --tiny-random: "
                              "a checkpoint fixes its own architecture")
-        return load_model(weights=self.weights)
+        if self.checkpoint is not None:
+            return load_model("paper", checkpoint=self.checkpoint)
+        if self.preset not in ("lite", "paper"):
+            raise ValueError(f"unknown preset {self.preset!r}: use 'lite' or 'paper'")
+        return load_model(self.preset, weights=self.weights)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -147,12 +153,14 @@ class SequenceResult:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """All sequences of a run and their DAVIS summary; ``round_boundary`` is the mean F per
-    round over every (sequence, object), like ``summary.round_jaccard`` for J."""
+    """All finished sequences of a run and their DAVIS summary; ``round_boundary`` is the mean F
+    per round over every (sequence, object), like ``summary.round_jaccard`` for J; ``failures``
+    the sequences that raised when run as tasks (:class:`manet.batch.runner.TaskFailure`)."""
 
     sequences: tuple[SequenceResult, ...]
     summary: InteractiveSummary
     round_boundary: tuple[float, ...]
+    failures: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,7 @@ def run_rounds(session: Session, gt: np.ndarray, object_ids: Sequence[int], firs
 def _next_annotation(index: int, masks: np.ndarray, gt: np.ndarray, object_ids: Sequence[int],
                      first: Annotation | None, annotated: list[int], settings: EvalSettings,
                      rng: np.random.Generator) -> tuple[Annotation | None, str]:
+    annotation: Annotation | None
     if index == 1:
         if first is not None:
             annotation, source = first, "file"
@@ -255,23 +264,34 @@ def summarize(sequences: Sequence[SequenceResult], settings: EvalSettings) -> Ev
 
 def evaluate(model: MANet | ModelSpec, sequences: Sequence[DavisSequence], session_config: SessionConfig,
              settings: EvalSettings, workers: int = 1,
-             progress: ProgressCallback | None = None) -> EvaluationResult:
+             progress: ProgressCallback | None = None, address: str | None = None,
+             results_dir: str | os.PathLike[str] | None = None) -> EvaluationResult:
     """Evaluate sequences and summarise them.
 
     Args:
-        model: a built model, or a :class:`ModelSpec` (needed for ``workers > 1``: each worker
-            process builds its own copy).
-        workers: processes to spread sequences over. Parallel sequences share the CPU, so
+        model: a built model, or a :class:`ModelSpec` (needed for tasks: each worker process
+            builds its own copy).
+        workers: local processes to spread sequences over. Parallel sequences share the CPU, so
             their seconds (and AUC/J@60) are pessimistic; time with ``workers=1``.
-        progress: called as rounds (or, with workers, sequences) finish.
+        progress: called as rounds (or, with tasks, sequences) finish.
+        address: a Dask scheduler to run the sequences on (:mod:`manet.batch.runner`).
+        results_dir: keep each finished sequence there; a rerun skips the stored ones.
+
+    With ``workers > 1``, an ``address`` or a ``results_dir`` the sequences run as tasks
+    (:func:`manet.batch.evaluation.evaluate_tasks`): a failing sequence is listed in
+    ``failures`` and the others are summarised.
     """
     if not sequences:
         raise ValueError("no sequences to evaluate")
     require_drawing("evaluation")  # before a model is built or a frame read
-    if workers > 1:
+    if workers > 1 or address is not None or results_dir is not None:
         if not isinstance(model, ModelSpec):
-            raise ValueError("workers > 1 needs a ModelSpec (each process builds its own model), not a model")
-        return summarize(_evaluate_parallel(model, sequences, session_config, settings, workers, progress), settings)
+            raise ValueError("running sequences as tasks needs a ModelSpec (each process builds its own model), "
+                             "not a model")
+        from manet.batch.evaluation import evaluate_tasks
+
+        return evaluate_tasks(model, sequences, session_config, settings, workers=workers, address=address,
+                              results_dir=results_dir, progress=progress)
     built = model.build() if isinstance(model, ModelSpec) else model
     total = len(sequences) * settings.rounds
     results: list[SequenceResult] = []
@@ -283,24 +303,3 @@ def evaluate(model: MANet | ModelSpec, sequences: Sequence[DavisSequence], sessi
 
         results.append(evaluate_sequence(built, sequence, session_config, settings, on_round))
     return summarize(results, settings)
-
-
-def _worker(spec: ModelSpec, sequence: DavisSequence, session_config: SessionConfig, settings: EvalSettings,
-            threads: int) -> SequenceResult:
-    torch.set_num_threads(threads)
-    return evaluate_sequence(spec.build(), sequence, session_config, settings)
-
-
-def _evaluate_parallel(spec: ModelSpec, sequences: Sequence[DavisSequence], session_config: SessionConfig,
-                       settings: EvalSettings, workers: int,
-                       progress: ProgressCallback | None) -> list[SequenceResult]:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    total = len(sequences) * settings.rounds
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_worker, spec, s, session_config, settings, threads) for s in sequences]
-        for count, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            if progress is not None:
-                progress(EvalProgress(count * settings.rounds, total, result.name, settings.rounds,
-                                      result.rounds[-1].mean_jaccard))
-        return [future.result() for future in futures]

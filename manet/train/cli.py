@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from manet.config import ModelConfig
@@ -27,7 +29,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--split", default=None, help="file with one sequence name a line (default: all)")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, state.json")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lite")
-    parser.add_argument("--init", default=None, help="checkpoint to start from (stage 2: stage 1's last.safetensors)")
+    parser.add_argument("--init", default=None,
+                        help="checkpoint to start from: stage 1's last.safetensors for stage 2, or the authors' "
+                             "released .pth with --preset paper (read with weights_only=True)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many more steps")
     for field in dataclasses.fields(defaults):
@@ -50,6 +54,33 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+OFFICIAL_SUFFIXES = (".pth", ".pt")
+
+
+def prepare_init(init: str | None, preset: str, out: str | Path) -> str | None:
+    """The safetensors checkpoint a run starts from.
+
+    An authors' ``.pth`` (``--preset paper`` only) is mapped onto our modules, every key and
+    shape checked, and written whole to ``out`` as ``init-official[.rankN].safetensors`` (one
+    file per torchrun rank, so ranks never write the same file).
+    """
+    if init is None or Path(init).suffix not in OFFICIAL_SUFFIXES:
+        return init
+    if (Path(out) / "state.json").is_file():
+        return None  # resuming: the run's own last.safetensors replaces the starting weights
+    from manet.errors import CheckpointError
+    from manet.model.checkpoint import save_checkpoint
+    from manet.model.official import load_official_checkpoint
+
+    if preset != "paper":
+        raise CheckpointError(f"{init} looks like the authors' released checkpoint ({Path(init).suffix}); "
+                              "it fits the paper architecture only: add --preset paper")
+    model = load_official_checkpoint(init)
+    rank = os.environ.get("RANK")
+    name = "init-official.safetensors" if rank is None else f"init-official.rank{rank}.safetensors"
+    return str(save_checkpoint(model, Path(out) / name, extra={"source": str(init)}))
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
@@ -60,7 +91,8 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     fields = {field.name for field in dataclasses.fields(TrainConfig)} - {"stage"}
     config = TrainConfig(stage=args.stage, **{name: getattr(args, name) for name in fields})
-    trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](), args.init)
+    trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](),
+                      prepare_init(args.init, args.preset, args.out))
     target = config.steps if args.max_steps is None else min(config.steps, trainer.step + args.max_steps)
     bar = tqdm(total=target, initial=trainer.step, desc=f"{args.stage}", disable=trainer.rank != 0,
                file=sys.stderr, mininterval=5.0)

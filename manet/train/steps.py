@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from manet.inference.embeddings import autocast_context
-from manet.inference.interaction import scribble_maps, stroke_labels
+from manet.inference.interaction import head_scribble_maps, stroke_labels
 from manet.inference.scribbles import Annotation, Scribble
 from manet.inference.state import Channels
 from manet.model.matching import (
@@ -172,7 +172,8 @@ class InteractionStep(nn.Module):
                     break
                 labels = stroke_labels(Annotation(0, tuple(strokes)), truth.shape, grid, round_index == 0,
                                        self.roi_margin)
-                maps = scribble_maps(labels, channels, embeddings.device)
+                maps = head_scribble_maps(Annotation(0, tuple(strokes)), labels, channels, truth.shape,
+                                          self.model.config.interaction_scribbles, self.roi_margin, embeddings.device)
                 logits = self.model.interaction_logits(embeddings[index][None], maps,
                                                        one_hot_grid(previous, len(channels)))
                 losses.append(upsampled_loss(logits, target, top_fraction))
