@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import manet
-from manet.io import VideoSource
+from manet.io import VideoSource, load_npz_masks
 from manet.samples import SAMPLE_FILES, sample_video
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -74,11 +74,15 @@ def test_notebooks_are_stored_without_outputs(name: str) -> None:
 
 
 # ----------------------------------------------------------------------------- execution
-def execute(name: str) -> tuple[Any, float]:
-    """Run a notebook in a fresh python3 kernel with the notebooks folder as working directory."""
+def execute(name: str, after_first_cell: str | None = None) -> tuple[Any, float]:
+    """Run a notebook in a fresh python3 kernel with the notebooks folder as working directory; the code
+    ``after_first_cell`` (what a user does in the widget, scripted) runs right after the first code cell."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if after_first_cell is not None:
+        first = next(index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code")
+        notebook.cells.insert(first + 1, nbformat.v4.new_code_cell(after_first_cell))
     client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOKS)}}, store_widget_state=True)
     started = time.perf_counter()
@@ -103,22 +107,43 @@ def images_of(notebook: Any) -> int:
     return sum("image/png" in output.get("data", {}) for output in outputs(notebook))
 
 
+# One round in the widget, as the notebook's last section scripts it: a stroke down the door in the first
+# shot (frames 0-29 of bikes.mp4; frame 30 is a cut) and one on the wall left of it, propagated over the shot.
+ANNOTATE_ROUND = """
+import manet
+annotator.run([manet.Scribble(1, [[260, 30], [260, 240]]), manet.Scribble(0, [[90, 40], [90, 230]])],
+              frame=0, stop=29, timeout=900)
+print("round done:", annotator.round_index, "busy:", annotator.busy)
+"""
+
+
 @pytest.mark.slow
-def test_annotate_notebook_shows_the_annotator_and_exports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_annotate_notebook_shows_the_annotator_runs_a_round_and_exports(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel inherits it: exports land in tmp_path
-    notebook, _ = execute(NAMES[0])
+    notebook, _ = execute(NAMES[0], after_first_cell=ANNOTATE_ROUND)
     views = [output["data"][WIDGET_VIEW] for output in outputs(notebook) if WIDGET_VIEW in output.get("data", {})]
     assert len(views) == 1
     state = notebook.metadata["widgets"][WIDGET_STATE]["state"]
     widget = state[views[0]["model_id"]]
     assert widget["model_name"] == "AnyModel"
     assert (widget["state"]["num_frames"], widget["state"]["height"], widget["state"]["width"]) == (250, 272, 640)
-    assert "250 frames of 640x272, 0 round(s)" in text_of(notebook)
+    text = text_of(notebook)
+    assert "round done: 1 busy: False" in text
+    assert "250 frames of 640x272, 1 round(s), object ids in the masks: [1]" in text
     [folder] = list(tmp_path.glob("bikes-masks-*"))
     assert sorted(entry.name for entry in folder.iterdir()) == ["masks.json", "masks.npz", "overlay.mp4", "png"]
     assert len(list((folder / "png").glob("*.png"))) == 250
+    masks = load_npz_masks(folder / "masks.npz")
+    assert masks.shape == (250, 272, 640)
+    door, wall = masks[0, 40:230, 250:270], masks[0, 40:230, 80:100]
+    assert (door == 1).mean() > 0.9 and (wall == 0).mean() > 0.9  # the scribbled frame follows its strokes
+    assert all((masks[t] == 1).sum() > 5000 for t in range(1, 30))  # propagated through the shot
+    assert not masks[30:].any()  # frames after stop=29 were not recomputed: still background
     coco = json.loads((folder / "masks.json").read_text())
-    assert len(coco["images"]) == 250 and coco["annotations"] == []
+    frame_of = {image["id"]: image["frame_index"] for image in coco["images"]}
+    assert len(coco["images"]) == 250
+    assert sorted(frame_of[a["image_id"]] for a in coco["annotations"]) == list(range(30))
 
 
 @pytest.mark.slow
@@ -180,7 +205,8 @@ def test_demo_script_parses() -> None:
 
 
 def test_demo_script_sets_up_then_opens_the_annotate_notebook(tmp_path: Path) -> None:
-    """Run the script with ``bash`` and ``python3`` replaced by recorders (nothing installs or starts)."""
+    """Run the script with ``bash`` and the project's interpreter (MANET_PYTHON, see scripts/python_env.sh)
+    replaced by recorders (nothing installs or starts)."""
     log = tmp_path / "calls.txt"
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -188,7 +214,8 @@ def test_demo_script_sets_up_then_opens_the_annotate_notebook(tmp_path: Path) ->
         tool = fake_bin / name
         tool.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')
         tool.chmod(0o755)
-    environment = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}"}
+    environment = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+                   "MANET_PYTHON": "python3"}
     result = subprocess.run([shutil.which("bash", path=os.defpath) or "/bin/bash", str(DEMO), "--port=8899"],
                             env=environment, capture_output=True, text=True, check=False, timeout=60)
     assert result.returncode == 0, result.stderr
