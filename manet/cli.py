@@ -1,4 +1,4 @@
-"""The ``manet`` command: ``manet train``, ``manet eval``, ``manet annotate``, ``manet propagate``."""
+"""The ``manet`` command: ``train``, ``eval``, ``annotate``, ``download`` and ``propagate``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "eval": "manet.eval.cli",
     "annotate": "manet_widget.annotate_cli",
     "propagate": "manet.batch.cli",
+    "download": "manet.download.cli",
 }
 
 

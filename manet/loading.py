@@ -28,13 +28,19 @@ def load_model(preset: Preset = "lite", *, weights: str | Path | None | Literal[
             decoder (with ImageNet backbone weights where the config asks for them).
         config: architecture for ``weights=None``; defaults to the preset's.
         checkpoint: for ``preset="paper"``, the authors' released ``.pth`` state dict, mapped onto
-            our modules (loaded with ``weights_only=True``).
+            our modules (loaded with ``weights_only=True``). ``load_model("paper")`` without it (and
+            with ``weights="default"``) loads the copy ``manet download paper-weights`` put in the
+            cache, and raises ``CheckpointError`` naming that command when there is none.
         device: where to put the model (default CPU; sessions move it to their own device).
 
     The model carries the session settings its preset was made for
     (:meth:`MANet.recommended_session_config`): ``Session(load_model("paper", checkpoint=...),
     video)`` runs the authors' setup (:meth:`SessionConfig.paper`), the lite preset the default.
     """
+    if checkpoint is None and preset == "paper" and weights == "default":
+        from manet.download.cache import paper_checkpoint
+
+        checkpoint = paper_checkpoint()  # the cached download; never fetches (the error names the command)
     if checkpoint is not None:
         if preset != "paper":
             raise CheckpointError("checkpoint= loads the authors' released weights: "

@@ -74,7 +74,11 @@ def split_overrides(pairs: Sequence[tuple[str, Any]]) -> tuple[dict[str, Any], d
 def add_parser(subparsers: Any) -> None:
     """Add the ``eval`` subcommand to an ``argparse`` subparsers object."""
     parser = subparsers.add_parser("eval", help=HELP, description=HELP)
-    parser.add_argument("dataset", type=Path, help="folder with JPEGImages/<seq>/ and Annotations/<seq>/")
+    parser.add_argument("dataset", type=Path, nargs="?",
+                        help="folder with JPEGImages/<seq>/ and Annotations/<seq>/ (or give it as --data)")
+    parser.add_argument("--data", metavar="FOLDER|davis2017",
+                        help="the dataset: a folder, or davis2017 for what `manet download davis2017` extracted "
+                             "(then the val split unless sequences are named; its official scribbles give round 1)")
     parser.add_argument("--sequences", nargs="+", metavar="NAME", help="sequences to run (default: all)")
     parser.add_argument("--sequences-file", type=Path, metavar="FILE", help="sequence names, one a line")
     parser.add_argument("--rounds", type=int, default=8, help="interactions per sequence (default: 8)")
@@ -125,6 +129,23 @@ def _sequence_names(args: argparse.Namespace) -> list[str] | None:
     return names or None
 
 
+def _resolve_dataset(args: argparse.Namespace) -> Path:
+    """The folder of ``--data`` or of the positional argument; ``davis2017`` names the cached download,
+    whose ``ImageSets/val.txt`` becomes the selection when no sequences are named."""
+    from manet.download.cache import resolve_data
+
+    if (args.data is None) == (args.dataset is None):
+        raise ValueError("name the dataset once: a DAVIS-layout folder (positional or --data FOLDER), "
+                         "or --data davis2017 after `manet download davis2017 davis2017-scribbles`")
+    source = resolve_data(args.data if args.data is not None else args.dataset, split="val")
+    if source.split_file is not None and args.sequences_file is None and not args.sequences:
+        args.sequences_file = source.split_file
+    if source.note:
+        print(f"manet eval: note: {source.note}", file=sys.stderr)
+    args.dataset = source.root  # the report and the plot name the folder
+    return source.root
+
+
 def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     from manet.config import SessionConfig
     from manet.eval.evaluate import EvalSettings, ModelSpec
@@ -154,7 +175,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
                             seconds_per_object=args.seconds_per_object, prompt=args.prompt)
     if args.click_radius is not None:
         settings = dataclasses.replace(settings, click_radius_fraction=args.click_radius)
-    sequences = find_sequences(args.dataset, _sequence_names(args))
+    root = _resolve_dataset(args)  # may set the split file: before _sequence_names
+    sequences = find_sequences(root, _sequence_names(args))
     return settings, session_config, spec, sequences
 
 

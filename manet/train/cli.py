@@ -25,7 +25,9 @@ def add_parser(subparsers: Any) -> None:
                                                "stage 2 the interaction head with the encoder frozen. "
                                                "Runs resume from --out; use torchrun for several processes.")
     parser.add_argument("stage", choices=["stage1", "stage2"])
-    parser.add_argument("--data", required=True, help="DAVIS-layout folder (JPEGImages/, Annotations/)")
+    parser.add_argument("--data", required=True, metavar="FOLDER|davis2017",
+                        help="DAVIS-layout folder (JPEGImages/, Annotations/), or davis2017 for what "
+                             "`manet download davis2017` extracted (multi-object; default split: ImageSets/train.txt)")
     parser.add_argument("--split", default=None, help="file with one sequence name a line (default: all)")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, state.json")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="lite")
@@ -85,7 +87,18 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from manet.download.cache import resolve_data
+    from manet.errors import ManetError
     from manet.train.loop import TrainConfig, Trainer
+
+    try:
+        source = resolve_data(args.data, split="train")
+    except ManetError as error:
+        print(f"manet train: error: {error}", file=sys.stderr)
+        return 2
+    if source.split_file is not None and args.split is None:
+        args.split = str(source.split_file)
+    args.data = str(source.root)
 
     if args.threads:
         torch.set_num_threads(args.threads)
