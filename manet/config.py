@@ -1,13 +1,20 @@
-"""Frozen configuration objects. Paper values are the defaults; ``tiny()`` builds test-sized ones."""
+"""Frozen configuration objects. The defaults are the shipped CPU setup (``ModelConfig.lite()`` and its
+session settings); each ``paper()`` preset gives the paper's values, ``tiny()`` test-sized ones."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-EncoderName = Literal["lite-features", "lite", "paper", "tiny"]
+EncoderName = Literal["lite", "lite-decoder", "paper", "tiny"]
+# Embedding channels of the lite encoder: the 40 + 320 channels of two EfficientNet-Lite0 blocks.
+LITE_EMBEDDING_DIM = 360
+# Encoder names written by earlier versions -> today's names (see ModelConfig.from_dict).
+RENAMED_ENCODERS = {"lite-features": "lite"}
+# Fields added after the first checkpoints were written: a saved config without them meant these.
+_ABSENT_MEANT = {"matching_skip": "none", "propagation_bound": None}
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 LocalMapOrder = Literal["pooled", "authors"]
 
@@ -16,12 +23,15 @@ LocalMapOrder = Literal["pooled", "authors"]
 class ModelConfig:
     """Architecture of the network (everything a checkpoint's shapes depend on).
 
+    ``ModelConfig()`` is :meth:`lite`, the shipped CPU model; :meth:`paper` is the paper's network.
+
     Attributes:
-        encoder: ``lite-features`` (frozen EfficientNet-Lite0 features, the CPU default),
-            ``lite`` (EfficientNet-Lite0 + DeepLabv3+-style decoder + embedding layer),
+        encoder: ``lite`` (frozen EfficientNet-Lite0 features, the CPU default),
+            ``lite-decoder`` (EfficientNet-Lite0 + DeepLabv3+-style decoder + embedding layer),
             ``paper`` (DeepLabv3+ on ResNet-101 as in the paper) or ``tiny`` (a few random
             convolutions, for tests only).
-        embedding_dim: E, channels of the pixel embedding (paper: 100).
+        embedding_dim: E, channels of the pixel embedding (paper: 100; the lite encoder's
+            features have 360).
         decoder_channels: width of the ASPP/decoder features at stride 4 (paper: 256).
         head_width: channels inside the interaction and propagation heads (paper: 256).
         head_layers: depthwise-separable layers per head (paper: 4).
@@ -46,7 +56,7 @@ class ModelConfig:
     """
 
     encoder: EncoderName = "lite"
-    embedding_dim: int = 100
+    embedding_dim: int = LITE_EMBEDDING_DIM
     decoder_channels: int = 128
     head_width: int = 128
     head_layers: int = 4
@@ -55,39 +65,46 @@ class ModelConfig:
     normalization: Literal["tf", "imagenet"] = "tf"
     pretrained_backbone: bool = True
     interaction_scribbles: Literal["signed", "positive"] = "signed"
-    matching_skip: Literal["none", "interaction", "propagation", "both"] = "none"
-    propagation_bound: float | None = None
+    matching_skip: Literal["none", "interaction", "propagation", "both"] = "both"
+    propagation_bound: float | None = 3.0
 
     @classmethod
     def lite(cls) -> ModelConfig:
-        """The CPU default: frozen EfficientNet-Lite0 features as the embedding (E = 360), trained
-        heads 128 wide (~3x cheaper than 256) over a matching skip."""
-        return cls(encoder="lite-features", embedding_dim=360, matching_skip="both", propagation_bound=3.0)
+        """The CPU default (and ``ModelConfig()``): frozen EfficientNet-Lite0 features as the embedding
+        (E = 360), trained heads 128 wide (~3x cheaper than 256) over a matching skip."""
+        return cls()
 
     @classmethod
     def lite_decoder(cls) -> ModelConfig:
         """EfficientNet-Lite0 with a trained DeepLabv3+-style decoder and the paper's 100-d
         embedding layer (needs far more training than a CPU affords to beat ``lite``)."""
-        return cls(encoder="lite")
+        return cls(encoder="lite-decoder", embedding_dim=100, matching_skip="none", propagation_bound=None)
 
     @classmethod
     def paper(cls) -> ModelConfig:
         """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
-        return cls(encoder="paper", decoder_channels=256, head_width=256, input_order="bgr",
-                   normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive")
+        return cls(encoder="paper", embedding_dim=100, decoder_channels=256, head_width=256, input_order="bgr",
+                   normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive",
+                   matching_skip="none", propagation_bound=None)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
         """A few-thousand-parameter random network for fast tests."""
         return cls(encoder="tiny", embedding_dim=8, decoder_channels=8, head_width=8,
-                   head_layers=2, head_kernel=3, pretrained_backbone=False)
+                   head_layers=2, head_kernel=3, pretrained_backbone=False, matching_skip="none",
+                   propagation_bound=None)
 
     def __post_init__(self) -> None:
+        if self.encoder not in get_args(EncoderName):
+            renamed = RENAMED_ENCODERS.get(self.encoder)
+            hint = f" (now called {renamed!r}; ModelConfig.from_dict reads the old names)" if renamed else ""
+            raise ValueError(f"unknown encoder {self.encoder!r}{hint}: use 'lite', 'lite-decoder', 'paper' or 'tiny'")
         if self.matching_skip not in ("none", "interaction", "propagation", "both"):
             raise ValueError("matching_skip must be 'none', 'interaction', 'propagation' or 'both', "
                              f"got {self.matching_skip!r}")
         if self.propagation_bound is not None and not self.propagation_bound > 0:
-            raise ValueError(f"propagation_bound must be a positive number of logits or None, got {self.propagation_bound}")
+            raise ValueError("propagation_bound must be a positive number of logits or None, "
+                             f"got {self.propagation_bound}")
 
     def skips(self, head: Literal["interaction", "propagation"]) -> bool:
         """Whether ``head`` has the matching skip."""
@@ -98,9 +115,22 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Read a config saved by :meth:`to_dict`, by this or an earlier version.
+
+        Earlier versions called the lite encoder ``lite-features`` and the decoder variant
+        ``lite``: a saved ``lite`` whose ``embedding_dim`` is not the lite encoder's 360 can only
+        be the decoder variant and reads as ``lite-decoder``. Fields added since the first
+        checkpoints (``matching_skip``, ``propagation_bound``) read as "off" when absent.
+        """
+        data = {**_ABSENT_MEANT, **data}
         skip = data.get("matching_skip")
         if isinstance(skip, bool):  # written as a flag for both heads by early versions
-            data = {**data, "matching_skip": "both" if skip else "none"}
+            data["matching_skip"] = "both" if skip else "none"
+        encoder = data.get("encoder")
+        if encoder == "lite" and data.get("embedding_dim", LITE_EMBEDDING_DIM) != LITE_EMBEDDING_DIM:
+            data["encoder"] = "lite-decoder"
+        elif encoder in RENAMED_ENCODERS:
+            data["encoder"] = RENAMED_ENCODERS[encoder]
         return _from_dict(cls, data)
 
 

@@ -174,6 +174,17 @@ def test_google_drive_confirmation_and_the_recorded_hash(tmp_path: Path, server:
     assert not stored.exists()
 
 
+def test_google_drive_refusing_the_file_says_why(tmp_path: Path, server: FixtureServer) -> None:
+    page = ('<!DOCTYPE html><html><body><p class="uc-error-caption">Sorry, you can\'t view or download this file '
+            'at this time.</p>\n<p class="uc-error-subcaption">Too many users have viewed or downloaded this file '
+            'recently.</p>\n</body></html>\n')
+    server.routes["/drive/uc"] = Route(page.encode(), content_type="text/html; charset=utf-8")
+    with pytest.raises(LinkError, match="Too many users.*daily download quota") as caught:
+        download("paper-weights", tmp_path / "cache")
+    assert "load_model('paper', checkpoint=PATH)" in str(caught.value)
+    assert _files(tmp_path / "cache") == []
+
+
 def test_checkpoint_with_wrong_shapes_is_refused(tmp_path: Path, server: FixtureServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     body = official_checkpoint(tmp_path / "small.pth", full_size=False).read_bytes()

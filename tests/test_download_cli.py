@@ -62,6 +62,29 @@ def test_download_then_eval_reads_the_extracted_folder(tmp_path: Path, server: F
     assert f"davis2017-scribbles  {cache / 'davis2017'}" in listing and "paper-weights        not downloaded" in listing
 
 
+def test_train_data_davis2017_is_the_cached_folder_with_its_train_split(
+        tmp_path: Path, server: FixtureServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import manet.train.loop
+
+    _serve_davis(tmp_path, server, monkeypatch)
+    cache = tmp_path / "cache"
+    assert main(["download", "davis2017", "--dir", str(cache), "--quiet"]) == 0
+    monkeypatch.setenv("MANET_CACHE_DIR", str(cache))
+    seen: list[tuple[object, object]] = []
+
+    class Stop(Exception):
+        pass
+
+    def trainer(config: object, data_root: object, split: object, *args: object) -> None:
+        seen.append((data_root, split))
+        raise Stop
+
+    monkeypatch.setattr(manet.train.loop, "Trainer", trainer)
+    with pytest.raises(Stop):
+        main(["train", "stage1", "--data", "davis2017", "--out", str(tmp_path / "run"), "--preset", "tiny"])
+    assert seen == [(str(cache / "davis2017"), str(cache / "davis2017" / "ImageSets" / "train.txt"))]
+
+
 def test_download_failure_exits_1_with_the_reason(tmp_path: Path, server: FixtureServer,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

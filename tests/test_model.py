@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -10,16 +11,17 @@ import pytest
 import torch
 
 import manet
-from manet.config import ModelConfig
-from manet.model.checkpoint import load_checkpoint, save_checkpoint
+from manet.config import LITE_EMBEDDING_DIM, ModelConfig
+from manet.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from manet.model.encoder import FEATURE_BLOCKS_CHANNELS
 from manet.model.heads import SegmentationHead
-from manet.model.layers import Conv2dSame
+from manet.model.layers import ASPP, Conv2dSame, EmbeddingLayer
 from manet.model.network import MANet
 
 
 @pytest.mark.parametrize("size", [(240, 427), (97, 131), (64, 64)])
-def test_lite_encoder_output_grid_is_ceil_quarter(size: tuple[int, int]) -> None:
-    model = MANet(ModelConfig(pretrained_backbone=False)).eval()
+def test_lite_decoder_encoder_output_grid_is_ceil_quarter(size: tuple[int, int]) -> None:
+    model = MANet(dataclasses.replace(ModelConfig.lite_decoder(), pretrained_backbone=False)).eval()
     with torch.inference_mode():
         embedding = model.embed(torch.zeros(1, *size, 3, dtype=torch.uint8))
     assert embedding.shape == (1, 100, -(-size[0] // 4), -(-size[1] // 4))
@@ -204,3 +206,84 @@ def test_propagation_correction_is_bounded() -> None:
     with pytest.raises(ValueError, match="propagation_bound"):
         ModelConfig(propagation_bound=0.0)
     assert ModelConfig.lite().propagation_bound == 3.0
+
+
+def test_default_config_is_the_shipped_lite_model_and_paper_is_the_papers() -> None:
+    assert ModelConfig() == ModelConfig.lite()
+    shipped = read_metadata(manet.DEFAULT_WEIGHTS)["config"]
+    assert shipped == ModelConfig(), "ModelConfig() builds what manet.load_model() loads"
+    paper = ModelConfig.paper()
+    assert (paper.encoder, paper.embedding_dim, paper.decoder_channels, paper.head_width, paper.head_layers,
+            paper.head_kernel, paper.matching_skip) == ("paper", 100, 256, 256, 4, 7, "none")
+    assert ModelConfig.lite().encoder == "lite" and ModelConfig.lite_decoder().encoder == "lite-decoder"
+    assert FEATURE_BLOCKS_CHANNELS == LITE_EMBEDDING_DIM == ModelConfig().embedding_dim
+
+
+def test_shipped_weights_load_unchanged_under_their_old_encoder_name() -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(manet.DEFAULT_WEIGHTS), framework="pt") as handle:
+        stored = json.loads((handle.metadata() or {})["config"])
+    assert stored["encoder"] == "lite-features", "the shipped file still carries the name it was saved with"
+    model = load_checkpoint(manet.DEFAULT_WEIGHTS)
+    assert model.config == ModelConfig.lite() and type(model.encoder).__name__ == "FeatureEncoder"
+
+
+def test_old_encoder_names_are_read_and_refused_when_built_directly() -> None:
+    old_decoder = {**ModelConfig.lite_decoder().to_dict(), "encoder": "lite"}  # before the rename
+    assert ModelConfig.from_dict(old_decoder) == ModelConfig.lite_decoder()
+    old_lite = {**ModelConfig.lite().to_dict(), "encoder": "lite-features"}
+    assert ModelConfig.from_dict(old_lite) == ModelConfig.lite()
+    assert ModelConfig.from_dict(ModelConfig.lite().to_dict()) == ModelConfig.lite()
+    without_skip = {key: value for key, value in ModelConfig.lite_decoder().to_dict().items()
+                    if key not in ("matching_skip", "propagation_bound")}
+    assert ModelConfig.from_dict({**without_skip, "encoder": "lite"}) == ModelConfig.lite_decoder()
+    with pytest.raises(ValueError, match="now called 'lite'"):
+        ModelConfig(encoder="lite-features")  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_saved_with_the_old_decoder_name_loads(tmp_path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    config = dataclasses.replace(ModelConfig.lite_decoder(), head_width=8, head_layers=1, pretrained_backbone=False)
+    model = MANet(config)
+    path = save_checkpoint(model, tmp_path / "new.safetensors", include_backbone=False)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    assert metadata["backbone"] == "imagenet", "the decoder variant's backbone is restored on loading too"
+    metadata["config"] = json.dumps({**json.loads(metadata["config"]), "encoder": "lite"})
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata=metadata)
+    loaded = load_checkpoint(tmp_path / "old.safetensors")
+    assert loaded.config == config
+    assert torch.equal(loaded.encoder.aspp.image_pool[1].bias, model.encoder.aspp.image_pool[1].bias)
+
+
+def test_both_aspp_variants_share_one_module_with_their_checkpoint_keys() -> None:
+    paper = ASPP(16, 4)
+    lite = ASPP(16, 4, separable=True, pool_norm=False)
+    paper_keys, lite_keys = paper.state_dict(), lite.state_dict()
+    # The paper's variant: full 3x3 atrous convs and a conv + BN image-pooling branch (the authors' keys).
+    assert paper_keys["branches.1.0.weight"].shape == (4, 16, 3, 3) and paper.branches[3][0].dilation == (18, 18)
+    assert "image_pool.1.running_mean" in paper_keys and "image_pool.0.bias" not in paper_keys
+    # The lite decoder's: depthwise-separable branches, a biased conv in the image-pooling branch.
+    assert lite_keys["branches.1.0.0.weight"].shape == (16, 1, 3, 3) and lite.branches[1][0][0].dilation == (6, 6)
+    assert lite_keys["image_pool.1.bias"].shape == (4,) and not any("running" in k for k in lite_keys
+                                                                    if k.startswith("image_pool"))
+    assert paper_keys["project.0.weight"].shape == lite_keys["project.0.weight"].shape == (4, 20, 1, 1)
+    features = torch.rand(2, 16, 5, 7)
+    for module in (paper.eval(), lite.eval()):
+        with torch.no_grad():
+            pooled = module.image_pool(features)
+            out = module(features)
+        assert pooled.shape == (2, 4, 1, 1) and out.shape == (2, 4, 5, 7)
+    with torch.no_grad():  # the image-pooling branch sees the mean of the whole map
+        shuffled = features[:, :, torch.randperm(5)][:, :, :, torch.randperm(7)]
+        assert torch.allclose(paper.image_pool(features), paper.image_pool(shuffled), atol=1e-6)
+
+
+def test_embedding_layer_lives_with_the_shared_layers() -> None:
+    from manet.model import encoder, resnet_deeplab
+
+    assert encoder.EmbeddingLayer is resnet_deeplab.EmbeddingLayer is EmbeddingLayer
+    assert isinstance(MANet(ModelConfig.tiny()).encoder.embedding, EmbeddingLayer)

@@ -31,7 +31,7 @@ from manet.errors import CheckpointError
 
 ENV_CACHE_DIR = "MANET_CACHE_DIR"
 MANIFEST = "manifest.json"
-INSTALL_HINT = "pip install 'manet-jupyter[download]'"
+INSTALL_HINT = "the download extra: pip install pooch gdown platformdirs"
 DATASETS = {"davis2017": ("davis2017", "davis2017-scribbles")}  # --data name -> (images, scribbles) resources
 
 
@@ -118,7 +118,7 @@ def paper_checkpoint(root: str | Path | None = None) -> Path:
     path = file_path(RESOURCES["paper-weights"], folder)
     if not path.is_file():
         raise CheckpointError(f"the authors' MA-Net checkpoint is not in the cache ({path}): run "
-                              f"`{_command('paper-weights', given)}` once (about 250 MB; needs {INSTALL_HINT}), or "
+                              f"`{_command('paper-weights', given)}` once (about 240 MB; needs {INSTALL_HINT}), or "
                               "pass load_model('paper', checkpoint=PATH) for a .pth you downloaded yourself")
     return path
 
@@ -157,7 +157,7 @@ def resolve_data(text: str | Path, split: str | None = None, cache: str | Path |
     root = cache_root(given) / str(RESOURCES[images].extract_to)
     if not (root / "JPEGImages").is_dir() or not (root / "Annotations").is_dir():
         raise NotDownloadedError(f"{text} is not in the cache ({root} has no JPEGImages/ and Annotations/): run "
-                                 f"`{_command(images, given)}` and `{_command(scribbles, given)}` once (about 800 MB)")
+                                 f"`{_command(images, given)}` and `{_command(scribbles, given)}` once")
     split_file = root / "ImageSets" / f"{split}.txt" if split else None
     note = ""
     if not (root / "Scribbles").is_dir():

@@ -38,6 +38,7 @@ from manet.errors import CheckpointError
 PARTIAL = "partial"
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body")
 _GOT_HASH = re.compile(r"got[: ]+([0-9a-f]{64})")  # pooch's mismatch message names the hash it computed
+_DRIVE_REASON = re.compile(r"retrieve file url:\s*(.*?)\s*You may still", re.DOTALL)  # gdown's wording
 _RECEIVED = re.compile(r"received (\d+) bytes but the server announced (\d+)")  # gdown's incomplete message
 
 
@@ -171,7 +172,10 @@ def _translate(error: Exception, resource: Resource, root: Path, known: str | No
                              f"was deleted. A broken transfer is the usual cause: {again}. If it happens again the "
                              f"file changed at {host}: check {resource.page}")
     if isinstance(error, gdown.exceptions.FileURLRetrievalError):
-        return LinkError(f"{resource.url}: {error}. {_moved_advice(resource)}")
+        found = _DRIVE_REASON.search(str(error))
+        reason = " ".join((found.group(1) if found else str(error)).split()).rstrip(".")
+        return LinkError(f"{resource.url} answered with a page, not the file: \"{reason}\". "
+                         f"{_moved_advice(resource)}")
     if isinstance(cause, requests.HTTPError) and cause.response is not None:
         status = f"HTTP {cause.response.status_code} {cause.response.reason}"
         return LinkError(f"{resource.url} answered {status} instead of {resource.filename}: "

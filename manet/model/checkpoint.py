@@ -25,7 +25,7 @@ from manet.model.network import MANet
 FORMAT = "manet-checkpoint-1"
 BACKBONE_PREFIX = "encoder.backbone."
 # Encoders whose backbone loading restores from an installed package of ImageNet weights.
-RESTORABLE_BACKBONES = ("lite", "lite-features")
+RESTORABLE_BACKBONES = ("lite", "lite-decoder")
 
 
 def backbone_restorable(config: ModelConfig) -> bool:

@@ -1,7 +1,14 @@
-"""Pixel-embedding encoders: backbone + DeepLabv3+-style decoder + MA-Net's embedding layer.
+"""Pixel-embedding encoders, chosen by ``ModelConfig.encoder``:
 
-Every encoder maps normalised images (B, 3, H, W) to embeddings (B, E, ceil(H/4), ceil(W/4)),
-non-negative floats (the embedding layer ends in BN + ReLU as in the paper).
+* ``lite`` (:class:`FeatureEncoder`): frozen EfficientNet-Lite0 features, the shipped CPU model;
+* ``lite-decoder`` (:class:`LiteDecoderEncoder`): EfficientNet-Lite0 + a DeepLabv3+-style decoder
+  + MA-Net's embedding layer;
+* ``paper`` (:class:`~manet.model.resnet_deeplab.PaperEncoder`): DeepLabv3+ on ResNet-101 + the
+  embedding layer, as in the paper;
+* ``tiny`` (:class:`TinyEncoder`): a few random convolutions for tests.
+
+Every encoder maps normalised images (B, 3, H, W) to embeddings (B, E, ceil(H/4), ceil(W/4));
+those ending in the embedding layer give non-negative floats (BN + ReLU, as in the paper).
 """
 
 from __future__ import annotations
@@ -17,53 +24,18 @@ from manet.model.efficientnet import (
     MID_LEVEL_CHANNELS,
     EfficientNetLite0,
 )
-from manet.model.layers import ConvNormRelu, SeparableLayer
+from manet.model.layers import ASPP, ConvNormRelu, EmbeddingLayer, SeparableAtrous
+from manet.model.resnet_deeplab import PaperEncoder
 
-ASPP_RATES = (6, 12, 18)
 FEATURE_BLOCKS_CHANNELS = MID_LEVEL_CHANNELS + HIGH_LEVEL_CHANNELS
 FEATURE_DISTANCE_SCALE = 0.5
 LOW_LEVEL_PROJECTION = 48
 MID_LEVEL_PROJECTION = 32
 
 
-class EmbeddingLayer(SeparableLayer):
-    """The paper's embedding layer: depthwise 3x3 + BN + ReLU, then 1x1 to E + BN + ReLU."""
-
-    def __init__(self, in_channels: int, embedding_dim: int) -> None:
-        super().__init__(in_channels, embedding_dim, kernel_size=3)
-
-
-class SeparableAtrous(nn.Sequential):
-    """Depthwise 3x3 atrous conv + BN + ReLU, pointwise 1x1 + BN + ReLU (no biases)."""
-
-    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
-        super().__init__(
-            ConvNormRelu(in_channels, in_channels, 3, dilation=dilation, groups=in_channels),
-            ConvNormRelu(in_channels, out_channels, 1),
-        )
-
-
-class LiteASPP(nn.Module):
-    """Atrous spatial pyramid pooling with depthwise-separable branches (rates 6/12/18 at stride 16)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(
-            [ConvNormRelu(in_channels, out_channels, 1)]
-            + [SeparableAtrous(in_channels, out_channels, rate) for rate in ASPP_RATES]
-        )
-        self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1),
-                                        nn.ReLU(inplace=True))
-        self.project = ConvNormRelu(out_channels * (len(ASPP_RATES) + 2), out_channels, 1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        outputs = [branch(features) for branch in self.branches]
-        pooled = self.image_pool(features).expand(-1, -1, *features.shape[-2:])
-        return self.project(torch.cat(outputs + [pooled], dim=1))
-
-
-class LiteEncoder(nn.Module):
-    """EfficientNet-Lite0 (output stride 16) + ASPP + two-step decoder (stride 8, stride 4) + embedding."""
+class LiteDecoderEncoder(nn.Module):
+    """The ``lite-decoder`` encoder: EfficientNet-Lite0 (output stride 16) + ASPP + two-step decoder
+    (stride 8, stride 4) + the embedding layer."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -71,7 +43,7 @@ class LiteEncoder(nn.Module):
         self.backbone = EfficientNetLite0()
         if config.pretrained_backbone:
             self.backbone.load_imagenet()
-        self.aspp = LiteASPP(HIGH_LEVEL_CHANNELS, channels)
+        self.aspp = ASPP(HIGH_LEVEL_CHANNELS, channels, separable=True, pool_norm=False)
         self.mid_projection = ConvNormRelu(MID_LEVEL_CHANNELS, MID_LEVEL_PROJECTION, 1)
         self.mid_fuse = SeparableAtrous(channels + MID_LEVEL_PROJECTION, channels, 1)
         self.low_projection = ConvNormRelu(LOW_LEVEL_CHANNELS, LOW_LEVEL_PROJECTION, 1)
@@ -94,8 +66,8 @@ class LiteEncoder(nn.Module):
 
 
 class FeatureEncoder(nn.Module):
-    """Frozen EfficientNet-Lite0 features as the embedding: the stride-8 (40 ch) and stride-16
-    (320 ch) blocks, upsampled to stride 4, each L2-normalised and scaled.
+    """The ``lite`` encoder: frozen EfficientNet-Lite0 features as the embedding, the stride-8 (40 ch)
+    and stride-16 (320 ch) blocks, upsampled to stride 4, each L2-normalised and scaled.
 
     Nothing here is trained. Squared distances between unit vectors lie in [0, 4] per block,
     so with ``FEATURE_DISTANCE_SCALE`` eq 1's ``tanh(s / 2)`` stays away from saturation and
@@ -143,15 +115,13 @@ def _upsample_to(features: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 def build_encoder(config: ModelConfig) -> nn.Module:
     """The encoder named by ``config.encoder``."""
     if config.encoder == "lite":
-        return LiteEncoder(config)
-    if config.encoder == "lite-features":
         if config.embedding_dim != FEATURE_BLOCKS_CHANNELS:
-            raise ValueError(f"the lite-features encoder gives E = {FEATURE_BLOCKS_CHANNELS}, not {config.embedding_dim}")
+            raise ValueError(f"the lite encoder gives E = {FEATURE_BLOCKS_CHANNELS}, not {config.embedding_dim}")
         return FeatureEncoder(config)
+    if config.encoder == "lite-decoder":
+        return LiteDecoderEncoder(config)
     if config.encoder == "tiny":
         return TinyEncoder(config)
     if config.encoder == "paper":
-        from manet.model.resnet_deeplab import PaperEncoder
-
         return PaperEncoder(config)
-    raise ValueError(f"unknown encoder {config.encoder!r}: use 'lite-features', 'lite', 'paper' or 'tiny'")
+    raise ValueError(f"unknown encoder {config.encoder!r}: use 'lite', 'lite-decoder', 'paper' or 'tiny'")

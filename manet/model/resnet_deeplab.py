@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from manet.config import ModelConfig
-from manet.model.encoder import EmbeddingLayer
-from manet.model.layers import ConvNormRelu
+from manet.model.layers import ASPP, ConvNormRelu, EmbeddingLayer
 
 STAGE_BLOCKS = (3, 4, 23, 3)
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -35,7 +34,6 @@ EXPANSION = 4
 STEM_CHANNELS = 64
 LOW_LEVEL_CHANNELS = STAGE_WIDTHS[0] * EXPANSION
 HIGH_LEVEL_CHANNELS = STAGE_WIDTHS[-1] * EXPANSION
-ASPP_RATES = (6, 12, 18)
 LOW_LEVEL_PROJECTION = 48
 
 
@@ -110,25 +108,6 @@ class DilatedResNet101(nn.Module):
         for stage in self.stages[1:]:
             high = stage(high)
         return low, high
-
-
-class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling: 1x1, three 3x3 atrous branches, image pooling; 1x1 projection."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(
-            [ConvNormRelu(in_channels, out_channels, 1)]
-            + [ConvNormRelu(in_channels, out_channels, 3, dilation=rate) for rate in ASPP_RATES]
-        )
-        self.image_pool = ConvNormRelu(in_channels, out_channels, 1)
-        self.project = ConvNormRelu(out_channels * (len(ASPP_RATES) + 2), out_channels, 1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        outputs = [branch(features) for branch in self.branches]
-        pooled = self.image_pool(features.mean(dim=(2, 3), keepdim=True))
-        outputs.append(pooled.expand(-1, -1, *features.shape[-2:]))
-        return self.project(torch.cat(outputs, dim=1))
 
 
 class Decoder(nn.Module):
