@@ -212,12 +212,13 @@ def _milestone(label: str, done: int, total: int) -> None:
 def describe_holdings(session: Session) -> None:
     """Megabytes of each per-frame structure the session keeps after a round."""
     mb = 2.0**20
-    cache = session._mask_cache
-    masks = sum(mask.nbytes for mask in cache.values()) / mb
-    logits = sum(record.logits.nbytes for record in session._rounds) / mb
-    before = sum(record.global_before.maps.nbytes for record in session._rounds) / mb
-    memory = 0.0 if session._global is None else session._global.maps.nbytes / mb
-    local = sum(maps.nbytes for entry in session._local.rounds for maps in entry.maps.values()) / mb
+    state = session.state()
+    cache = session.mask_cache
+    masks = cache.nbytes / mb
+    logits = sum(record.logits.nbytes for record in state.rounds) / mb
+    before = sum(record.global_before.maps.nbytes for record in state.rounds) / mb
+    memory = 0.0 if state.global_memory is None else state.global_memory.maps.nbytes / mb
+    local = sum(maps.nbytes for entry in state.local_rounds for maps in entry.maps.values()) / mb
     data = session.embeddings.export()
     embeddings = 0.0 if data is None else data.nbytes / mb
     where = "a memory-mapped file" if session.embeddings.spilled else "RAM"

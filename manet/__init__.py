@@ -29,15 +29,17 @@ from manet.errors import (  # noqa: E402
     UnknownObjectError,
     VideoError,
 )
+from manet.inference.objects import PALETTE, ObjectInfo, color_for  # noqa: E402
 from manet.inference.scribbles import Annotation, Box, Scribble  # noqa: E402
 from manet.inference.session import Session  # noqa: E402
-from manet.inference.state import MatchingMaps, RoundRecord  # noqa: E402
+from manet.inference.state import MatchingMaps, RoundRecord, SessionState  # noqa: E402
 from manet.loading import DEFAULT_WEIGHTS, load_model  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Annotation", "Box", "CheckpointError", "DEFAULT_WEIGHTS", "FrameIndexError", "ManetError", "MatchingMaps",
-    "ModelConfig", "PropagationCancelled", "RoundRecord", "Scribble", "ScribbleError", "Session",
-    "SessionConfig", "SessionFileError", "SessionStateError", "UnknownObjectError", "VideoError", "load_model",
+    "ModelConfig", "ObjectInfo", "PALETTE", "PropagationCancelled", "RoundRecord", "Scribble", "ScribbleError",
+    "Session", "SessionConfig", "SessionFileError", "SessionState", "SessionStateError", "UnknownObjectError",
+    "VideoError", "color_for", "load_model",
 ]

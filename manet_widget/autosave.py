@@ -1,9 +1,13 @@
-"""Autosave of the annotator: the session after every change of its rounds, plus the object list.
+"""Autosave of the annotator: the session after every change of its rounds or objects.
 
-The session itself is written by ``manet.inference.persistence.Autosaver`` (atomic, and cheap
-after the first save). The widget adds one small file, :data:`OBJECTS_FILE`, with the names of
-the listed objects, which live in the widget and not in the session. Resuming
-(:func:`open_session`) is ``manet.Session.load`` on the same folder.
+The session, its object list (names and colours) included, is written by
+``manet.inference.persistence.Autosaver`` (atomic, and cheap after the first save); manifests
+are read through ``manet.inference.persistence`` only. Resuming (:func:`open_session`) is
+``manet.Session.load`` on the same folder.
+
+Older annotators kept object names in a side file, :data:`OBJECTS_FILE`; it is still read for
+folders saved before sessions held their objects, and written while a caller passes an object
+list to :meth:`SessionAutosave.save` or :meth:`SessionAutosave.save_objects`.
 """
 
 from __future__ import annotations
@@ -16,35 +20,42 @@ from pathlib import Path
 from typing import Any
 
 from manet.errors import SessionFileError, SessionStateError
+from manet.inference import persistence
 
 OBJECTS_FILE = "annotator.json"
-MANIFEST = "manifest.json"
+MANIFEST = persistence.MANIFEST
 
 
 class SessionAutosave:
-    """Saves one session and its object names into one folder.
+    """Saves one session (and, for older callers, an object-name list) into one folder.
 
     ``save`` runs on the controller's worker thread, one call at a time (the underlying
     ``Autosaver`` is not thread-safe); ``save_objects`` may run on any thread.
     """
 
     def __init__(self, session: Any, folder: str | os.PathLike[str]) -> None:
-        from manet.inference.persistence import Autosaver
-
         self.folder = Path(folder).expanduser()
-        self._saver = Autosaver(session, self.folder)
+        self._saver = persistence.Autosaver(session, self.folder)
         self._objects_lock = threading.Lock()
 
-    def save(self, objects: Sequence[Mapping[str, Any]]) -> Path:
-        """Write the session's committed rounds and the object list; returns the folder."""
+    def save(self, objects: Sequence[Mapping[str, Any]] | None = None) -> Path:
+        """Write the session's committed rounds and objects; returns the folder.
+
+        ``objects`` (``{"id", "name"}`` entries) also rewrites the side file; without it the side
+        file is removed, as the manifest's object list supersedes it.
+        """
         path = self._saver.save()
-        self.save_objects(objects)
+        if objects is not None:
+            self.save_objects(objects)
+        else:
+            with self._objects_lock:
+                (self.folder / OBJECTS_FILE).unlink(missing_ok=True)
         return Path(path)
 
     def save_objects(self, objects: Sequence[Mapping[str, Any]]) -> None:
-        """Rewrite only the object list (after a rename); skipped before the first session save,
+        """Rewrite only the side file of object names; skipped before the first session save,
         because a folder with foreign files and no manifest is refused by the session saver."""
-        if not (self.folder / MANIFEST).is_file():
+        if not persistence.holds_save(self.folder):
             return
         entries = [{"id": int(item["id"]), "name": str(item["name"])} for item in objects]
         with self._objects_lock:
@@ -54,25 +65,33 @@ class SessionAutosave:
 
 
 def saved_objects(folder: str | os.PathLike[str]) -> list[tuple[int, str]]:
-    """(id, name) of the objects listed when ``folder`` was last saved; [] when unknown."""
-    path = Path(folder).expanduser() / OBJECTS_FILE
+    """(id, name) of the objects when ``folder`` was last saved; [] when unknown.
+
+    Names in the side file (older annotators) win over the manifest's defaults.
+    """
+    path = Path(folder).expanduser()
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["objects"]
-        return [(int(entry["id"]), str(entry["name"])) for entry in entries]
+        names = {item.id: item.name for item in persistence.describe_save(path).objects}
+    except SessionFileError:
+        names = {}
+    try:
+        entries = json.loads((path / OBJECTS_FILE).read_text(encoding="utf-8"))["objects"]
+        names.update({int(entry["id"]): str(entry["name"]) for entry in entries})
     except (OSError, ValueError, KeyError, TypeError):
-        return []
+        pass
+    return sorted(names.items())
 
 
 def holds_session(folder: str | os.PathLike[str]) -> bool:
     """True when ``folder`` holds a saved session (its manifest)."""
-    return (Path(folder).expanduser() / MANIFEST).is_file()
+    return persistence.holds_save(Path(folder).expanduser())
 
 
 def check_target(session: Any, folder: str | os.PathLike[str]) -> None:
     """Refuse an autosave folder whose save this session would overwrite by mistake.
 
     Raises:
-        SessionFileError: the folder holds a save of another video.
+        SessionFileError: the folder holds a save of another video, or an unreadable manifest.
         SessionStateError: the folder holds saved rounds of this video but ``session`` has
             none (a restarted kernel that should resume instead).
     """
@@ -80,20 +99,18 @@ def check_target(session: Any, folder: str | os.PathLike[str]) -> None:
     if not holds_session(path):
         return
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        saved_video = manifest["video"]["fingerprint"]
-        saved_rounds = len(manifest["rounds"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        summary = persistence.describe_save(path)
+    except SessionFileError as error:
         raise SessionFileError(f"{path / MANIFEST} cannot be read ({error}); pass another autosave folder") from error
     video = getattr(session, "video", None)
-    if video is not None and video.fingerprint() != saved_video:
+    if video is not None and video.fingerprint() != summary.video_fingerprint:
         raise SessionFileError(f"autosave folder {path} holds the session of another video; "
                                "pass another folder (or delete this one to start over)")
-    if saved_rounds and not session.rounds:
+    if summary.num_rounds and not session.rounds:
         raise SessionStateError(
-            f"autosave folder {path} holds {saved_rounds} saved rounds of this video and the session has none: "
-            "resume them with Annotator.from_video(video, autosave=folder) or manet.Session.load(folder, model), "
-            "or pass another folder")
+            f"autosave folder {path} holds {summary.num_rounds} saved rounds of this video and the session has "
+            "none: resume them with Annotator.from_video(video, autosave=folder) or manet.Session.load(folder, "
+            "model), or pass another folder")
 
 
 def open_session(video: Any, model: Any, folder: str | os.PathLike[str], config: Any = None) -> Any:

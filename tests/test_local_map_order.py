@@ -117,4 +117,4 @@ def test_sessions_run_with_the_authors_order(video: np.ndarray) -> None:
     maps = session.maps(5, 1)
     assert maps.local_map is not None and maps.local_map.shape == session.grid
     assert session.masks.shape == video.shape[:3]
-    assert session._local.rounds[0].maps[5].shape[-2:] == session.grid  # stride 4, not pooled
+    assert session.state().local_rounds[0].maps[5].shape[-2:] == session.grid  # stride 4, not pooled

@@ -13,7 +13,7 @@ from synthetic_video import moving_square_video
 import manet
 from manet import Scribble
 from manet.inference import persistence
-from manet.inference.persistence import Autosaver, load_session, save_session
+from manet.inference.persistence import Autosaver, save_session
 from manet.inference.scribbles import Box
 
 FIRST = [Scribble(1, [[12, 20], [20, 26]]), Scribble(0, [[40, 5], [46, 10]], radius=1.5)]
@@ -32,6 +32,10 @@ def two_rounds(tiny_model, clip) -> manet.Session:
     session.run_round(FIRST, frame=2)
     session.run_round(SECOND, frame=4)
     return session
+
+
+def load_session(folder, model, video=None, config=None) -> manet.Session:
+    return manet.Session.load(folder, model, video, config)
 
 
 def assert_global_equal(first, second) -> None:
@@ -57,9 +61,11 @@ def assert_sessions_equal(live: manet.Session, loaded: manet.Session, timed_roun
         assert torch.equal(mine.logits, theirs.logits)
         assert (mine.augmented is None and theirs.augmented is None) or torch.equal(mine.augmented, theirs.augmented)
         assert_global_equal(mine.global_before, theirs.global_before)
-    assert_global_equal(live._global, loaded._global)
-    assert len(live._local.rounds) == len(loaded._local.rounds)
-    for mine, theirs in zip(live._local.rounds, loaded._local.rounds):
+    assert live.objects == loaded.objects
+    live_state, loaded_state = live.state(), loaded.state()
+    assert_global_equal(live_state.global_memory, loaded_state.global_memory)
+    assert len(live_state.local_rounds) == len(loaded_state.local_rounds)
+    for mine, theirs in zip(live_state.local_rounds, loaded_state.local_rounds):
         assert mine.interactive_frame == theirs.interactive_frame and mine.maps.keys() == theirs.maps.keys()
         assert all(torch.equal(mine.maps[t], theirs.maps[t]) for t in mine.maps)
     for frame in range(live.num_frames):
@@ -130,7 +136,7 @@ def test_session_without_rounds_round_trips(tmp_path, tiny_model, clip) -> None:
     session = manet.Session(tiny_model, clip)
     save_session(session, tmp_path / "empty")
     loaded = load_session(tmp_path / "empty", tiny_model, video=clip)
-    assert not loaded.rounds and loaded._global is None and not loaded.masks.any()
+    assert not loaded.rounds and loaded.state().global_memory is None and not loaded.masks.any()
     assert np.array_equal(session.run_round(FIRST, frame=1), loaded.run_round(FIRST, frame=1))
 
 
@@ -249,7 +255,7 @@ def test_interrupted_autosave_leaves_last_good_save_loadable(tmp_path, tiny_mode
     assert len(load_session(tmp_path / "auto", tiny_model, clip).rounds) == 1
     saver.save()
     assert_sessions_equal(session, load_session(tmp_path / "auto", tiny_model, clip))
-    named = {"manifest.json"} | persistence._named_files(persistence._read_manifest(tmp_path / "auto"))
+    named = {"manifest.json"} | persistence._named_files(persistence.read_manifest(tmp_path / "auto"))
     assert {path.name for path in (tmp_path / "auto").iterdir()} == named, "leftovers of crashed saves are removed"
 
 
@@ -264,3 +270,32 @@ def test_interrupted_first_save_is_reported_and_then_replaced(tmp_path, tiny_mod
         load_session(tmp_path / "first", tiny_model, clip)
     save_session(two_rounds, tmp_path / "first")
     assert_sessions_equal(two_rounds, load_session(tmp_path / "first", tiny_model, clip))
+
+
+def test_sessions_saved_before_objects_existed_still_load(tmp_path, tiny_model, clip, two_rounds) -> None:
+    import json
+
+    folder = save_session(two_rounds, tmp_path / "saved")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == "manet-session-2" and [o["id"] for o in manifest["objects"]] == [1, 2]
+    manifest["format"] = "manet-session-1"
+    del manifest["objects"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_session(folder, tiny_model, clip)
+    assert loaded.objects == (manet.ObjectInfo(1, "object 1", manet.color_for(1)),
+                              manet.ObjectInfo(2, "object 2", manet.color_for(2)))
+    assert_sessions_equal(two_rounds, loaded)
+
+
+def test_autosave_after_a_rename_writes_the_manifest_alone(tmp_path, tiny_model, clip, two_rounds) -> None:
+    saver = Autosaver(two_rounds, tmp_path / "auto")
+    saver.save()
+    first = _inodes(tmp_path / "auto")
+    two_rounds.rename_object(2, "tree")
+    saver.save()
+    second = _inodes(tmp_path / "auto")
+    assert {name for name in second if second[name] != first.get(name)} == {"manifest.json"}
+    assert persistence.describe_save(tmp_path / "auto").objects[1].name == "tree"
+    two_rounds.delete_object(2)
+    saver.save()
+    assert_sessions_equal(two_rounds, load_session(tmp_path / "auto", tiny_model, clip))

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from synthetic_video import moving_square_video
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from synthetic_video import moving_square_video
 
 import manet
 from manet import Scribble
-from manet.inference.persistence import FORMAT, load_session, save_session
+from manet.inference.persistence import FORMAT, save_session
 from manet.inference.scribbles import Box
 from manet.simulate.robot import robot_annotation, robot_scribbles
 
@@ -49,11 +49,16 @@ def started_session() -> manet.Session:
     return session
 
 
+def load_session(folder: Path, model: Any, video: Any) -> manet.Session:
+    return manet.Session.load(folder, model, video)
+
+
 def state(session: manet.Session) -> tuple[Any, ...]:
-    memory = session._global
+    committed = session.state()
+    memory = committed.global_memory
     maps = None if memory is None else (memory.maps.clone(), memory.written.clone())
-    local = [(entry.interactive_frame, sorted(entry.maps)) for entry in session._local.rounds]
-    return session.masks.copy(), list(session._rounds), session._channels, maps, local, session.pending
+    local = [(entry.interactive_frame, sorted(entry.maps)) for entry in committed.local_rounds]
+    return session.masks.copy(), list(committed.rounds), committed.channels, maps, local, session.pending
 
 
 def assert_state(session: manet.Session, expected: tuple[Any, ...]) -> None:
@@ -66,11 +71,11 @@ def assert_state(session: manet.Session, expected: tuple[Any, ...]) -> None:
 
 
 def assert_still_works(session: manet.Session) -> None:
-    assert len(session._local.rounds) == len(session._rounds), "local memory out of step with the rounds"
+    assert not session.is_propagating
     count = len(session.rounds)
     masks = session.run_round(VALID, frame=0)
     assert masks.shape == (T, H, W) and masks.dtype == np.uint8 and len(session.rounds) == count + 1
-    assert set(np.unique(masks)) <= set(session._channels.ids)
+    assert set(np.unique(masks)) <= set(session.state().channels.ids)
 
 
 def attempt(session: manet.Session, action: Any) -> Any:
@@ -351,7 +356,7 @@ def test_truncated_files_are_named(saved, victim: str) -> None:
         load_session(folder, model(), VIDEO)
 
 
-@pytest.mark.parametrize("version, message", [("manet-session-2", "newer manet"), ("manet-session-0", "not a manet"),
+@pytest.mark.parametrize("version, message", [("manet-session-3", "newer manet"), ("manet-session-0", "not a manet"),
                                               (None, "not a manet"), (7, "not a manet")])
 def test_unknown_format_versions(saved, version: Any, message: str) -> None:
     _, folder = saved
@@ -409,7 +414,7 @@ def test_a_file_in_place_of_the_folder(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(manet.SessionFileError):
         load_session(tmp_path / "file", model(), VIDEO)
-    assert FORMAT == "manet-session-1"
+    assert FORMAT == "manet-session-2"
 
 
 # ----------------------------------------------------------------------------- odd videos

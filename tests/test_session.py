@@ -10,7 +10,9 @@ from synthetic_video import moving_square_video
 import manet
 from manet import Scribble
 from manet.config import SessionConfig
+from manet.inference.memory import LocalMemory
 from manet.inference.scribbles import to_davis
+from manet.model.matching import upsample_maps
 
 
 def square_scribbles() -> list[Scribble]:
@@ -18,8 +20,9 @@ def square_scribbles() -> list[Scribble]:
 
 
 def snapshot(session: manet.Session) -> tuple:
-    memory = session._global.maps.clone() if session._global is not None else None
-    return session.masks.copy(), memory, len(session.rounds), list(session.object_ids), len(session._local.rounds)
+    state = session.state()
+    memory = state.global_memory.maps.clone() if state.global_memory is not None else None
+    return session.masks.copy(), memory, len(session.rounds), list(session.object_ids), len(state.local_rounds)
 
 
 def assert_same(first: tuple, second: tuple) -> None:
@@ -264,3 +267,50 @@ def test_reuse_pool_keeps_layout_and_refuses_what_does_not_fit() -> None:
     assert not pool.put(4, torch.randn(1, 8, 5, 7)), "another shape has no slot"
     assert pool.get(3) is None and pool.used_bytes == 3 * stem.numel() * 4
     assert not _SlotPool(10).put(0, stem), "an entry larger than the budget is not kept"
+
+
+def _two_rounds(tiny_model, video, config: SessionConfig) -> tuple[manet.Session, dict[int, np.ndarray]]:
+    """Rounds on frames 1 and 6; returns the session and round 1's global maps of object 1."""
+    session = manet.Session(tiny_model, video, config)
+    session.run_round([Scribble(1, [[12, 20], [20, 26]]), Scribble(0, [[50, 40], [60, 44]])], frame=1)
+    first = {frame: session.maps(frame, 1).global_map.copy() for frame in range(session.num_frames)}
+    session.run_round([Scribble(1, [[30, 20], [34, 30]]), Scribble(0, [[4, 4], [10, 6]])], frame=6)
+    return session, first
+
+
+def _local_map_of_round(session: manet.Session, round_index: int, frame: int) -> np.ndarray:
+    """Object 1's local map of ``frame`` as round ``round_index`` recorded it, at the grid."""
+    recorded = session.state().local_rounds[round_index].maps[frame][1:2].float()
+    return upsample_maps(recorded, session.grid)[0].numpy()
+
+
+def test_global_memory_switch_keeps_round_one_maps(tiny_model, video) -> None:
+    off, first = _two_rounds(tiny_model, video, SessionConfig(global_memory=False))
+    for frame in range(8):
+        assert np.array_equal(off.maps(frame, 1).global_map, first[frame]), f"frame {frame} changed in round 2"
+    on, first_on = _two_rounds(tiny_model, video, SessionConfig())
+    changed = [frame for frame in range(8) if not np.array_equal(on.maps(frame, 1).global_map, first_on[frame])]
+    assert changed, "with aggregation on, round 2 lowers the global maps somewhere (eq 3)"
+
+
+def test_local_memory_switch_and_r_choose_the_round_read(tiny_model, video, monkeypatch) -> None:
+    # Propagation reads the local memory with R rounds, or 1 with the local memory off.
+    asked: list[int] = []
+    original = LocalMemory.read
+    monkeypatch.setattr(LocalMemory, "read", lambda memory, frame, rounds: asked.append(rounds) or original(
+        memory, frame, rounds))
+    # Frame 2 is nearer round 1's interactive frame (1) than round 2's (6).
+    paper, _ = _two_rounds(tiny_model, video, SessionConfig(memory_rounds=2))
+    assert set(asked) == {2}
+    asked.clear()
+    round_one, round_two = _local_map_of_round(paper, 0, 2), _local_map_of_round(paper, 1, 2)
+    assert not np.array_equal(round_one, round_two), "the two rounds recorded different maps"
+    assert np.array_equal(paper.maps(2, 1).local_map, round_one), "R = 2: the nearest annotated round"
+    # Frame 7 is nearer round 2's interactive frame: R = 2 reads round 2 there.
+    assert np.array_equal(paper.maps(7, 1).local_map, _local_map_of_round(paper, 1, 7))
+    recent_only, _ = _two_rounds(tiny_model, video, SessionConfig(memory_rounds=1))
+    assert np.array_equal(recent_only.maps(2, 1).local_map, _local_map_of_round(recent_only, 1, 2)), "R = 1"
+    asked.clear()
+    off, _ = _two_rounds(tiny_model, video, SessionConfig(local_memory=False, memory_rounds=2))
+    assert set(asked) == {1}, "with the local memory off, propagation reads the current round only"
+    assert np.array_equal(off.maps(2, 1).local_map, _local_map_of_round(off, 1, 2)), "off: the current round's"

@@ -12,6 +12,7 @@ tensor positions (0 = background); the session maps user object ids to them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +28,20 @@ class GlobalMemory:
                  device: torch.device | str = "cpu") -> None:
         self.maps = torch.ones((num_frames, channels, *grid), dtype=STORAGE_DTYPE, device=device)
         self.written = torch.zeros(channels, dtype=torch.bool)
+
+    @classmethod
+    def from_tensors(cls, maps: torch.Tensor, written: torch.Tensor) -> GlobalMemory:
+        """A memory holding ``maps`` (T, C, h, w) float16 and ``written`` (C,) bool, adopted without
+        a copy. Raises ValueError when they break the invariant."""
+        if maps.dtype != STORAGE_DTYPE or maps.ndim != 4:
+            raise ValueError(f"global memory maps must be (T, C, h, w) {STORAGE_DTYPE}, got {maps.dtype} "
+                             f"{tuple(maps.shape)}")
+        if written.dtype != torch.bool or tuple(written.shape) != (maps.shape[1],):
+            raise ValueError(f"global memory 'written' must be ({maps.shape[1]},) bool, got {written.dtype} "
+                             f"{tuple(written.shape)}")
+        memory = cls(0, (0, 0), 0)
+        memory.maps, memory.written = maps, written
+        return memory
 
     @property
     def channels(self) -> int:
@@ -67,10 +82,7 @@ class GlobalMemory:
         return self.maps[frame, :channels].float()
 
     def clone(self) -> GlobalMemory:
-        copy = GlobalMemory.__new__(GlobalMemory)
-        copy.maps = self.maps.clone()
-        copy.written = self.written.clone()
-        return copy
+        return GlobalMemory.from_tensors(self.maps.clone(), self.written.clone())
 
 
 @dataclass
@@ -87,8 +99,8 @@ class LocalMemory:
     Invariant: ``rounds[i]`` belongs to round i (0-based) of the session, in order.
     """
 
-    def __init__(self) -> None:
-        self.rounds: list[LocalRound] = []
+    def __init__(self, rounds: Iterable[LocalRound] = ()) -> None:
+        self.rounds: list[LocalRound] = list(rounds)
 
     def begin_round(self, interactive_frame: int) -> None:
         self.rounds.append(LocalRound(interactive_frame))

@@ -1,59 +1,44 @@
-"""``Session``: one video's embeddings, memories, rounds and masks, and the verbs that change them.
+"""``Session``: one video's embeddings, memories, rounds, objects and masks, and the verbs that change them.
 
 A round is ``interact`` (the interaction head on the scribbled frame, mask back at once) then
-``propagate`` (forward to the last frame, then backward to the first, through the propagation
-head and both memories). The round commits only when propagation has visited every frame;
-cancelling leaves the session exactly as it was before ``interact``.
+``propagate`` (forward to the last frame, then backward to the first, or over a range, through
+the propagation head and both memories). The round commits only when propagation has visited
+every frame of its range; cancelling leaves the session exactly as it was before ``interact``.
+Rounds and object deletions are the undoable steps. :meth:`Session.state` is everything the
+session has committed, as one typed value; :meth:`Session.from_state` rebuilds a session from it.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from manet.config import SessionConfig
-from manet.errors import (
-    FrameIndexError,
-    PropagationCancelled,
-    ScribbleError,
-    SessionStateError,
-    UnknownObjectError,
-)
-from manet.inference import interaction
+from manet.errors import FrameIndexError, PropagationCancelled, SessionStateError
+from manet.inference import interaction, persistence
+from manet.inference.device import pick_device, working_size_for
 from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocast_context
-from manet.inference.memory import GlobalMemory, LocalMemory
-from manet.inference.propagation import Propagator
-from manet.inference.reuse import ReuseCache
+from manet.inference.history import History
+from manet.inference.inputs import ScribbleInput, to_annotation
+from manet.inference.inspection import matching_maps
+from manet.inference.masks import MaskCache
+from manet.inference.objects import ObjectInfo
+from manet.inference.propagation import Direction, Propagator, propagation_order
 from manet.inference.resample import GridResampler
-from manet.inference.scribbles import Annotation, Box, Scribble, make_annotation, parse_davis
-from manet.inference.state import Channels, MatchingMaps, PendingRound, RoundRecord
+from manet.inference.reuse import ReuseCache
+from manet.inference.scribbles import Annotation, make_annotation
+from manet.inference.state import MatchingMaps, PendingRound, RoundRecord, SessionState, check_fits
+from manet.inference.transaction import RoundTransaction
 from manet.io.video import VideoSource
-from manet.model.matching import upsample_maps
 from manet.model.network import MANet
 
-ScribbleInput = Mapping[str, Any] | Annotation | Sequence[Scribble | Box]
 CancelCallback = Callable[[], bool]
-MASK_CACHE_BYTES = 256 * 2**20
-
-
-def pick_device(requested: str | None) -> torch.device:
-    if requested is not None:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def working_size_for(height: int, width: int, short_side: int | None) -> tuple[int, int]:
-    """(h, w) at which frames are embedded: short side scaled to ``short_side``, never upscaled."""
-    if short_side is None or min(height, width) <= short_side:
-        return height, width
-    scale = short_side / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 class Session:
@@ -76,18 +61,48 @@ class Session:
                                          self.config.precision, self.config.embedding_budget_mb)
         # Stems and neighbour distances: the same in every round, so round 1 leaves them behind.
         self.reuse = ReuseCache(self.config.reuse_budget_mb, self.config.window)
-        self._resampler: GridResampler | None = None
-        self._propagating = False  # a propagate() generator is between its first step and its end
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
-        self._rounds: list[RoundRecord] = []
+        self._resampler: GridResampler | None = None
+        self.mask_cache = MaskCache((self.height, self.width), self._resample)
+        self._propagating = False  # a propagate() generator is between its first step and its end
         self._pending: PendingRound | None = None
-        self._channels = Channels()
-        self._global: GlobalMemory | None = None
-        self._local = LocalMemory()
-        self._mask_cache: dict[int, np.ndarray] = {}
-        # Full-resolution masks are cheap to recompute from the grid logits (a few ms); keep at
-        # most MASK_CACHE_BYTES of them so long videos do not hold one (H, W) array per frame.
-        self._mask_cache_frames = max(16, MASK_CACHE_BYTES // max(1, self.height * self.width))
+        self._history = History()  # everything committed, and the undo steps
+
+    # ----------------------------------------------------------------- state
+    def state(self) -> SessionState:
+        """Everything committed (rounds, memories, channels, objects); tensors shared, not copied."""
+        return self._history.state()
+
+    @classmethod
+    def from_state(cls, model: MANet, video: Any, state: SessionState,
+                   config: SessionConfig | None = None) -> Session:
+        """A session on ``video`` holding ``state`` (from :meth:`state` of a session on the same
+        video). Its undo steps are its rounds. Raises :class:`SessionStateError` when the state's
+        tensors or annotations do not fit the video."""
+        session = cls(model, video, config)
+        session._adopt(state)
+        return session
+
+    def save(self, folder: str | os.PathLike[str], *, include_embeddings: bool = True) -> Path:
+        """Write the whole session (embeddings, memories, rounds, objects) to ``folder`` atomically."""
+        return persistence.save_session(self, folder, include_embeddings=include_embeddings)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], model: MANet, video: Any = None,
+             config: SessionConfig | None = None) -> Session:
+        """A session saved by :meth:`save`; checks that the video and the model match (else
+        SessionFileError, as for unknown formats, damaged files or another working size)."""
+        saved = persistence.read_session(folder, model, video, config)
+        session = cls(model, saved.video, saved.config)
+        if saved.embeddings is not None:
+            session.embeddings.restore(*saved.embeddings)
+        session._adopt(saved.state)
+        return session
+
+    @property
+    def is_propagating(self) -> bool:
+        """True while a ``propagate()`` generator has started and not finished, failed or closed."""
+        return self._propagating
 
     # ----------------------------------------------------------------- properties
     @property
@@ -109,26 +124,35 @@ class Session:
 
     @property
     def object_ids(self) -> list[int]:
-        """Object ids (> 0) introduced by committed rounds, in order of appearance."""
-        return [object_id for object_id in self._channels.ids if object_id != 0]
+        """Object ids (> 0) that committed rounds hold a channel for, in order of appearance."""
+        return [object_id for object_id in self._history.channels.ids if object_id != 0]
+
+    @property
+    def objects(self) -> tuple[ObjectInfo, ...]:
+        """Every object the session knows (added, or introduced by a committed round), sorted by id."""
+        return self._history.objects.items
 
     @property
     def rounds(self) -> list[RoundRecord]:
-        return list(self._rounds)
+        return list(self._history.rounds)
 
     @property
     def pending(self) -> PendingRound | None:
         return self._pending
 
     @property
+    def can_undo(self) -> bool:
+        return self._history.can_undo and not self._propagating
+
+    @property
     def annotated_frames(self) -> list[int]:
-        return [record.frame for record in self._rounds]
+        return [record.frame for record in self._history.rounds]
 
     @property
     def masks(self) -> np.ndarray:
         """(T, H, W) uint8 object ids of the last committed round (zeros before any round)."""
         result = np.zeros((self.num_frames, self.height, self.width), dtype=np.uint8)
-        if self._rounds:
+        if self._history.rounds:
             for frame in range(self.num_frames):
                 result[frame] = self.mask(frame)
         return result
@@ -136,9 +160,9 @@ class Session:
     @property
     def confidence(self) -> np.ndarray:
         """(T,) float32 mean max-softmax probability per frame of the last round (0 before any)."""
-        if not self._rounds:
+        if not self._history.rounds:
             return np.zeros(self.num_frames, dtype=np.float32)
-        probabilities = self._rounds[-1].logits.float().softmax(dim=1)
+        probabilities = self._history.rounds[-1].logits.float().softmax(dim=1)
         return probabilities.amax(dim=1).mean(dim=(1, 2)).numpy().astype(np.float32)
 
     def frame(self, index: int) -> np.ndarray:
@@ -148,20 +172,47 @@ class Session:
     def mask(self, index: int) -> np.ndarray:
         """(H, W) uint8 object ids of frame ``index`` after the last committed round."""
         index = self._check_frame(index)
-        if not self._rounds:
+        if not self._history.rounds:
             return np.zeros((self.height, self.width), dtype=np.uint8)
-        cached = self._mask_cache.get(index)
+        cached = self.mask_cache.get(index)
         if cached is None:
             fixed = self.fixed_frames().get(index)
-            cached = None if fixed is None else np.array(fixed)
-        if cached is None:
-            record = self._rounds[-1]
-            cached = self._to_mask(record.logits[index].float(), record.channels)
-            if len(self._mask_cache) < self._mask_cache_frames:
-                self._mask_cache[index] = cached
+            record = self._history.rounds[-1]
+            cached = np.array(fixed) if fixed is not None else self.mask_cache.to_mask(record.logits[index].float(),
+                                                                                        record.channels)
+            self.mask_cache.keep(index, cached)
         return cached
 
-    # ----------------------------------------------------------------- verbs
+    def fixed_frames(self) -> dict[int, np.ndarray]:
+        """Frames whose result is a user-given mask (latest committed wins): frame -> (H, W) ids."""
+        return self._history.fixed_frames()
+
+    # ----------------------------------------------------------------- objects
+    def add_object(self, name: str | None = None, color: str | None = None,
+                   object_id: int | None = None) -> ObjectInfo:
+        """List a new object: the smallest free id unless ``object_id`` (1..255) is given; ``name``
+        defaults to ``object <id>``, ``color`` (``#rrggbb``) to the palette's. ValueError on a taken
+        id or a bad name or colour."""
+        return self._history.add_object(name, color, object_id)
+
+    def rename_object(self, object_id: int, name: str) -> ObjectInfo:
+        """Give an object a new display name (UnknownObjectError, ValueError on an empty name)."""
+        return self._history.edit_object(object_id, name=name)
+
+    def recolor_object(self, object_id: int, color: str) -> ObjectInfo:
+        """Give an object a new ``#rrggbb`` colour (UnknownObjectError, ValueError on a bad colour)."""
+        return self._history.edit_object(object_id, color=color)
+
+    def delete_object(self, object_id: int) -> None:
+        """Remove an object: its channel leaves both memories and every committed round's logits
+        and masks, its prompts leave every round's annotation. A new undoable step; a pending
+        round is dropped. Raises UnknownObjectError for an id not in :attr:`objects`."""
+        self._check_idle("delete an object")
+        self._history.delete_object(object_id)
+        self._pending = None
+        self.mask_cache.clear()
+
+    # ----------------------------------------------------------------- rounds
     def prepare(self, progress: ProgressCallback | None = None) -> None:
         """Compute every frame's embedding now (otherwise they are computed on first use)."""
         for done, total in self.embeddings.iter_prepare():
@@ -182,7 +233,8 @@ class Session:
         """
         started = time.perf_counter()
         self._check_idle("start a new round")
-        return self._start_round(self._to_annotation(scribbles, frame), started)
+        annotation = to_annotation(scribbles, frame, self.num_frames, self.width, self.height)
+        return self._start_round(annotation, started)
 
     def interact_mask(self, mask: np.ndarray, frame: int) -> np.ndarray:
         """Start a pending round from a complete mask of one frame (imported or painted).
@@ -201,75 +253,55 @@ class Session:
         annotation = make_annotation(frame, [], self.num_frames, self.width, self.height, mask=mask)
         return self._start_round(annotation, started)
 
-    def _start_round(self, annotation: Annotation, started: float) -> np.ndarray:
-        channels = self._channels.with_objects([i for i in annotation.object_ids if i != 0])
-        previous = self._previous_labels(annotation.frame)
-        with torch.inference_mode(), autocast_context(self.device, self.config.precision):
-            result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
-                                     channels, previous, first_round=not self._rounds,
-                                     frame_size=(self.height, self.width), config=self.config)
-        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0)
-        mask = self._pending_mask(self._pending)
-        self._pending.seconds = time.perf_counter() - started
-        return mask
+    def propagate(self, cancel: CancelCallback | None = None, *, start: int | None = None, stop: int | None = None,
+                  direction: Direction = "both") -> Iterator[tuple[int, np.ndarray]]:
+        """Propagate the pending round: forward to ``stop``, then backward to ``start``.
 
-    def _pending_mask(self, pending: PendingRound) -> np.ndarray:
-        if pending.annotation.mask is not None:
-            return np.array(pending.annotation.mask)
-        return self._to_mask(pending.logits, pending.channels)
-
-    def fixed_frames(self) -> dict[int, np.ndarray]:
-        """Frames whose result is a user-given mask (latest committed wins): frame -> (H, W) ids."""
-        fixed: dict[int, np.ndarray] = {}
-        for record in self._rounds:
-            if record.annotation.mask is not None:
-                fixed[record.frame] = record.annotation.mask
-            else:
-                fixed.pop(record.frame, None)
-        return fixed
-
-    def propagate(self, cancel: CancelCallback | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Propagate the pending round: forward to the last frame, then backward to frame 0.
-
-        Yields ``(frame_index, (H, W) uint8 ids)`` per frame as it is computed. When the
-        generator is exhausted the round is committed. If ``cancel()`` returns True between
-        frames, :class:`PropagationCancelled` is raised; if the generator is closed early, the
-        pending round is dropped the same way: committed masks and memories stay as they were.
+        Only frames in [``start``, ``stop``] (inclusive; defaults 0 and T-1, must hold the
+        interactive frame) are recomputed, in ``direction`` ("both", "forward" or "backward")
+        from the interactive frame; every other frame keeps its mask (the committed round's
+        logits there are the previous round's). Yields ``(frame_index, (H, W) uint8 ids)`` per
+        frame as it is computed. When the generator is exhausted the round is committed. If
+        ``cancel()`` returns True between frames, :class:`PropagationCancelled` is raised; if the
+        generator is closed early, the pending round is dropped the same way: committed masks
+        and memories stay as they were. Range errors (FrameIndexError, ValueError) are raised on
+        the first step, before anything changes.
         """
         if self._pending is None:
             raise SessionStateError("nothing to propagate: call interact(scribbles) first to start a round")
         self._check_idle("propagate again")
         pending = self._pending
+        order = propagation_order(pending.frame, self.num_frames, start, stop, direction)
         started = time.perf_counter()
         fixed = {frame: mask for frame, mask in self.fixed_frames().items() if frame != pending.frame}
         if self.config.augmented_map and pending.augmented is None:
             with torch.inference_mode():
                 pending.augmented = interaction.augmented_for_round(self.embeddings.get(pending.frame), pending,
                                                                     (self.height, self.width), self.config)
-        propagator = Propagator(self.model, self.embeddings, self.config, pending, self._global, self._local, fixed,
-                                self.reuse)
-        new_cache: dict[int, np.ndarray] = {pending.frame: self._pending_mask(pending)}
-        completed = False
+        # Masks of frames the round does not visit stay valid: their ids come from the same logits.
+        new_cache = {**self.mask_cache.subset(set(range(self.num_frames)) - {f for f, _ in order}),
+                     pending.frame: self._pending_mask(pending)}
+        previous = self._history.rounds[-1].logits if self._history.rounds else None
+        transaction = RoundTransaction(pending, self._history.global_memory, self._history.local, previous,
+                                       self.num_frames, self.grid)
         self._propagating = True
-        self._local.begin_round(pending.frame)
         try:
+            propagator = Propagator(self.model, self.embeddings, self.config, transaction, order, fixed, self.reuse)
             for index, logits in propagator.run(self.device):
                 if cancel is not None and cancel():
                     raise PropagationCancelled(
-                        f"propagation cancelled at frame {index}; the session keeps round {len(self._rounds)}'s result"
-                    )
-                mask = np.array(fixed[index]) if index in fixed else self._to_mask(logits, pending.channels)
-                if len(new_cache) < self._mask_cache_frames:
+                        f"propagation cancelled at frame {index}; the session keeps round "
+                        f"{len(self._history.rounds)}'s result")
+                mask = np.array(fixed[index]) if index in fixed else self.mask_cache.to_mask(logits, pending.channels)
+                if len(new_cache) < self.mask_cache.capacity:
                     new_cache[index] = mask
                 yield index, mask
-            completed = True
+            self.last_propagation_seconds = dict(propagator.seconds)
+            self._commit(transaction, new_cache, time.perf_counter() - started)
         finally:
             self._propagating = False
-            if completed:
-                self.last_propagation_seconds = dict(propagator.seconds)
-                self._commit(pending, propagator, new_cache, time.perf_counter() - started)
-            else:
-                self._local.discard_last_round()
+            if transaction.is_open:
+                transaction.rollback()
                 if self._pending is pending:
                     self._pending = None
 
@@ -284,45 +316,31 @@ class Session:
                 progress(done, total)
         return self.masks
 
-    def undo_round(self) -> None:
-        """Drop the last committed round: masks and memories return to the round before."""
-        if not self._rounds:
-            raise SessionStateError("there is no round to undo")
-        self._check_idle("undo a round")
+    def undo(self) -> None:
+        """Undo the last step (a committed round or an object deletion); drops a pending round.
+
+        After a round's undo, masks and memories are those of the step before. Objects a round
+        introduced stay listed. Raises :class:`SessionStateError` when there is nothing to undo.
+        """
+        self._check_idle("undo")
+        self._history.undo()
         self._pending = None
-        record = self._rounds.pop()
-        self._global = record.global_before
-        self._local.discard_last_round()
-        self._channels = self._rounds[-1].channels if self._rounds else Channels()
-        self._mask_cache = {}
+        self.mask_cache.clear()
+
+    def undo_round(self) -> None:
+        """Alias of :meth:`undo` (kept for scripts written before object deletion was undoable)."""
+        self.undo()
 
     def reset(self) -> None:
-        """Forget every round, scribble and memory; keep the cached embeddings."""
+        """Forget every round, scribble, memory and undo step; keep the objects and the embeddings."""
         self._check_idle("reset")
-        self._rounds = []
         self._pending = None
-        self._channels = Channels()
-        self._global = None
-        self._local = LocalMemory()
-        self._mask_cache = {}
+        self._history.reset()
+        self.mask_cache.clear()
 
     def discard_pending(self) -> None:
         """Forget the scribbles of a round that was not propagated."""
         self._pending = None
-
-    def save(self, folder: str | os.PathLike[str], *, include_embeddings: bool = True) -> Path:
-        """Write the whole session (embeddings, memories, rounds, masks) to ``folder`` atomically."""
-        from manet.inference.persistence import save_session
-
-        return save_session(self, folder, include_embeddings=include_embeddings)
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike[str], model: MANet, video: Any = None,
-             config: SessionConfig | None = None) -> "Session":
-        """A session saved by :meth:`save`; checks that the video and the model match."""
-        from manet.inference.persistence import load_session
-
-        return load_session(folder, model, video, config)
 
     def maps(self, frame: int, object_id: int) -> MatchingMaps:
         """The global, local and augmented maps the memories hold for a frame and object.
@@ -332,28 +350,8 @@ class Session:
         augmented map exists only for frames that were scribbled.
         """
         frame = self._check_frame(frame)
-        if not self._rounds or self._global is None:
-            raise SessionStateError("no round has run yet: maps exist after the first run_round/propagate")
-        if object_id not in self._channels.ids:
-            raise UnknownObjectError(
-                f"object {object_id} has not been scribbled yet; known ids: {list(self._channels.ids)}"
-            )
-        channel = self._channels.index(object_id)
-        global_map = self._global.read(frame, len(self._channels))[channel].numpy()
-        local_map = None
-        rounds = self.config.memory_rounds if self.config.local_memory else 1
-        try:
-            local = self._local.read(frame, rounds)
-            if channel < local.shape[0]:
-                local_map = upsample_maps(local[channel:channel + 1], self.grid)[0].numpy()
-        except KeyError:
-            pass
-        augmented_map = None
-        for record in reversed(self._rounds):
-            if record.frame == frame and record.augmented is not None and channel < record.augmented.shape[0]:
-                augmented_map = record.augmented[channel].numpy()
-                break
-        return MatchingMaps(global_map, local_map, augmented_map)
+        grid = self.grid if self._history.rounds else (0, 0)
+        return matching_maps(self.state(), self.config, grid, frame, object_id)
 
     def upsample_map(self, grid_map: np.ndarray) -> np.ndarray:
         """A (h, w) grid map resized to the video's (H, W), float32."""
@@ -362,7 +360,7 @@ class Session:
 
     def suggest_frame(self) -> int:
         """The least confident frame not annotated yet (needs no ground truth)."""
-        if not self._rounds:
+        if not self._history.rounds:
             raise SessionStateError("run a first round before asking which frame to correct")
         confidence = self.confidence.astype(np.float64)
         confidence[self.annotated_frames] = np.inf
@@ -383,49 +381,36 @@ class Session:
             raise SessionStateError(f"cannot {verb} while a propagation is running: let it finish, cancel it, "
                                     "or close() its generator first")
 
-    def _to_annotation(self, scribbles: ScribbleInput, frame: int | None) -> Annotation:
-        if isinstance(scribbles, Annotation):
-            return make_annotation(scribbles.frame, [*scribbles.scribbles, *scribbles.boxes], self.num_frames,
-                                   self.width, self.height, mask=scribbles.mask)
-        if isinstance(scribbles, Mapping):
-            return parse_davis(scribbles, self.num_frames, self.width, self.height)
-        if frame is None:
-            raise FrameIndexError("a list of Scribble objects needs frame=<index of the scribbled frame>")
-        try:
-            prompts = list(scribbles)
-        except TypeError as error:
-            raise ScribbleError(f"scribbles must be a DAVIS dict, an Annotation or a list of Scribble/Box prompts, "
-                                f"got {type(scribbles).__name__}") from error
-        return make_annotation(frame, prompts, self.num_frames, self.width, self.height)
+    def _start_round(self, annotation: Annotation, started: float) -> np.ndarray:
+        channels = self._history.channels.with_objects([i for i in annotation.object_ids if i != 0])
+        rounds = self._history.rounds
+        previous = rounds[-1].logits[annotation.frame].float().argmax(dim=0) if rounds else None
+        with torch.inference_mode(), autocast_context(self.device, self.config.precision):
+            result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
+                                     channels, previous, first_round=not rounds,
+                                     frame_size=(self.height, self.width), config=self.config)
+        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0)
+        mask = self._pending_mask(self._pending)
+        self._pending.seconds = time.perf_counter() - started
+        return mask
 
-    def _previous_labels(self, frame: int) -> torch.Tensor | None:
-        """(h, w) channel indices of ``frame`` after the last round, or None in round 1."""
-        if not self._rounds:
-            return None
-        return self._rounds[-1].logits[frame].float().argmax(dim=0)
+    def _pending_mask(self, pending: PendingRound) -> np.ndarray:
+        if pending.annotation.mask is not None:
+            return np.array(pending.annotation.mask)
+        return self.mask_cache.to_mask(pending.logits, pending.channels)
 
     def _resample(self) -> GridResampler:
         if self._resampler is None:
             self._resampler = GridResampler(self.grid, self.working_size, (self.height, self.width))
         return self._resampler
 
-    def _to_mask(self, logits: torch.Tensor, channels: Channels) -> np.ndarray:
-        """(C, h, w) logits -> (H, W) uint8 ids at the original resolution."""
-        # Round to float16 first, as the round's stored logits are: a mask computed while
-        # propagating then equals the one recomputed later (after cache eviction, undo or load).
-        upsampled = self._resample().to_frame(logits.to(torch.float16).float().cpu())
-        # numpy's argmax over the leading axis is ~10x faster than torch.argmax(dim=0) on CPU at
-        # 480p (9 vs 100 ms); both return the first maximum on ties.
-        return channels.lookup_table()[upsampled.numpy().argmax(axis=0)]
-
-    def _commit(self, pending: PendingRound, propagator: Propagator, cache: dict[int, np.ndarray],
-                seconds: float) -> None:
-        before = self._global if self._global is not None else propagator.fresh_global()
-        propagator.global_memory.mark_written(len(pending.channels))
-        record = RoundRecord(len(self._rounds), pending.annotation, pending.channels, pending.seconds + seconds,
-                             propagator.logits, before, pending.augmented)
-        self._rounds.append(record)
-        self._global = propagator.global_memory
-        self._channels = pending.channels
-        self._mask_cache = cache
+    def _commit(self, transaction: RoundTransaction, masks: dict[int, np.ndarray], seconds: float) -> None:
+        self._history.commit(*transaction.commit(len(self._history.rounds), seconds))
+        self.mask_cache.replace(masks)
         self._pending = None
+
+    def _adopt(self, state: SessionState) -> None:
+        known_grid = self.grid if self.embeddings.export() is not None else None  # never embeds a frame
+        check_fits(state, self.num_frames, self.height, self.width, known_grid)
+        self._history.adopt(state)
+        self.mask_cache.clear()

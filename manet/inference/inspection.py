@@ -1,0 +1,41 @@
+"""What the memories hold for one frame and object (``Session.maps``)."""
+
+from __future__ import annotations
+
+from manet.config import SessionConfig
+from manet.errors import SessionStateError, UnknownObjectError
+from manet.inference.memory import LocalMemory
+from manet.inference.state import MatchingMaps, SessionState
+from manet.model.matching import upsample_maps
+
+
+def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, int], frame: int,
+                  object_id: int) -> MatchingMaps:
+    """The global, local and augmented maps of ``frame`` and ``object_id`` in ``state``.
+
+    The local map is the one eq 6 reads with ``config``'s switches (nearest annotated round among
+    the last R, or the last round alone with the local memory off); the augmented map exists only
+    for scribbled frames (the latest round that scribbled ``frame`` wins).
+    """
+    if not state.rounds or state.global_memory is None:
+        raise SessionStateError("no round has run yet: maps exist after the first run_round/propagate")
+    if object_id not in state.channels.ids:
+        raise UnknownObjectError(
+            f"object {object_id} has not been scribbled yet; known ids: {list(state.channels.ids)}"
+        )
+    channel = state.channels.index(object_id)
+    global_map = state.global_memory.read(frame, len(state.channels))[channel].numpy()
+    local_map = None
+    rounds = config.memory_rounds if config.local_memory else 1
+    try:
+        local = LocalMemory(state.local_rounds).read(frame, rounds)
+        if channel < local.shape[0]:
+            local_map = upsample_maps(local[channel:channel + 1], grid)[0].numpy()
+    except KeyError:
+        pass
+    augmented_map = None
+    for record in reversed(state.rounds):
+        if record.frame == frame and record.augmented is not None and channel < record.augmented.shape[0]:
+            augmented_map = record.augmented[channel].numpy()
+            break
+    return MatchingMaps(global_map, local_map, augmented_map)
