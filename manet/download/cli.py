@@ -31,6 +31,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("download", help=HELP, description=HELP + ". Interrupted downloads resume; "
                                    "every file is checked (size, sha256, content) before it enters the cache. "
                                    "URLs can be replaced with MANET_URL_<NAME> (e.g. MANET_URL_PAPER_WEIGHTS).")
+    # argparse checks an empty nargs="*" list against the choices too: [] lets a bare `manet download` through.
     parser.add_argument("names", nargs="*", choices=[*NAMES, []], metavar="NAME",
                         help=f"what to fetch: {', '.join(NAMES)}")
     parser.add_argument("--dir", type=Path, metavar="DIR",
