@@ -118,3 +118,10 @@ def test_sessions_run_with_the_authors_order(video: np.ndarray) -> None:
     assert maps.local_map is not None and maps.local_map.shape == session.grid
     assert session.masks.shape == video.shape[:3]
     assert session.state().local_rounds[0].maps[5].shape[-2:] == session.grid  # stride 4, not pooled
+
+
+def test_labels_follow_the_distances_device() -> None:
+    # The meta device stands in for a GPU on CPU-only machines: mixing it with CPU tensors raises.
+    distances = torch.rand((9, 3, 4), device="meta")
+    result = local_matching_authors_order(distances, torch.zeros((6, 8), dtype=torch.long), 2, 1)
+    assert result.device.type == "meta" and result.shape == (2, 6, 8)

@@ -212,8 +212,8 @@ def local_matching_authors_order(distances: torch.Tensor, labels: torch.Tensor, 
     if tuple(distances.shape[1:]) != (-(-height // 2), -(-width // 2)):
         raise ValueError(f"distances on a {tuple(distances.shape[1:])} grid do not pool labels of {(height, width)}")
     reach = 2 * window
-    padded = F.pad(labels.long(), (reach, reach, reach, reach), value=-1)
-    ids = torch.arange(channels, device=labels.device)[:, None, None, None]
+    padded = F.pad(labels.to(distances.device).long(), (reach, reach, reach, reach), value=-1)
+    ids = torch.arange(channels, device=distances.device)[:, None, None, None]
     result = torch.ones((channels, height, width), dtype=torch.float32, device=distances.device)
     step = offsets_per_block or side
     for start in range(0, side * side, step):
