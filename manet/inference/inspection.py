@@ -1,6 +1,9 @@
-"""What the memories hold for one frame and object (``Session.maps``)."""
+"""Looking into a session: what the memories hold for a frame and object (``Session.maps``), and
+which frame to correct next (``Session.suggest_frame``)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from manet.config import SessionConfig
 from manet.errors import SessionStateError, UnknownObjectError
@@ -39,3 +42,13 @@ def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, i
             augmented_map = record.augmented[channel].numpy()
             break
     return MatchingMaps(global_map, local_map, augmented_map)
+
+
+def least_confident_frame(confidence: np.ndarray, annotated_frames: list[int]) -> int:
+    """Index of the lowest ``confidence`` among frames not annotated yet (among all when every
+    frame was annotated)."""
+    candidates = confidence.astype(np.float64)
+    candidates[annotated_frames] = np.inf
+    if np.all(np.isinf(candidates)):
+        return int(np.argmin(confidence))
+    return int(np.argmin(candidates))

@@ -26,7 +26,7 @@ from manet.inference.device import pick_device, working_size_for
 from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocast_context
 from manet.inference.history import History
 from manet.inference.inputs import ScribbleInput, to_annotation
-from manet.inference.inspection import matching_maps
+from manet.inference.inspection import least_confident_frame, matching_maps
 from manet.inference.masks import MaskCache
 from manet.inference.objects import ObjectInfo
 from manet.inference.propagation import Direction, Propagator, propagation_order
@@ -362,11 +362,7 @@ class Session:
         """The least confident frame not annotated yet (needs no ground truth)."""
         if not self._history.rounds:
             raise SessionStateError("run a first round before asking which frame to correct")
-        confidence = self.confidence.astype(np.float64)
-        confidence[self.annotated_frames] = np.inf
-        if np.all(np.isinf(confidence)):
-            return int(np.argmin(self.confidence))
-        return int(np.argmin(confidence))
+        return least_confident_frame(self.confidence, self.annotated_frames)
 
     # ----------------------------------------------------------------- internals
     def _check_frame(self, index: int) -> int:
@@ -395,9 +391,8 @@ class Session:
         return mask
 
     def _pending_mask(self, pending: PendingRound) -> np.ndarray:
-        if pending.annotation.mask is not None:
-            return np.array(pending.annotation.mask)
-        return self.mask_cache.to_mask(pending.logits, pending.channels)
+        mask = pending.annotation.mask
+        return np.array(mask) if mask is not None else self.mask_cache.to_mask(pending.logits, pending.channels)
 
     def _resample(self) -> GridResampler:
         if self._resampler is None:
