@@ -14,7 +14,7 @@ from typing import Any
 from manet.batch.runner import Engine, TaskEvent, TaskFailure, run_tasks
 from manet.config import SessionConfig
 from manet.errors import ManetError
-from manet.eval.evaluate import (
+from manet.eval.rounds import (
     EvalProgress,
     EvalSettings,
     EvaluationResult,

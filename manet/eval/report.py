@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manet.eval.evaluate import EvalSettings, EvaluationResult, SequenceResult
+from manet.eval.rounds import EvalSettings, EvaluationResult, SequenceResult
 from manet.optional import require
 
 if TYPE_CHECKING:
