@@ -18,6 +18,10 @@ wanted="$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -d' ' -f1)"
 
 # The widget's JavaScript bundle, rebuilt only when js/ changed (npm is needed then).
 "$python" scripts/widget_bundle.py
+if [ "$dev" = 1 ] && { [ ! -f node_modules/.package-lock.json ] || [ node_modules/.package-lock.json -ot package-lock.json ]; }; then
+  # The TypeScript checker and unit tests need node_modules even when the bundle was fresh.
+  npm ci --no-audit --no-fund --loglevel=error
+fi
 
 if [ "$dev" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   # Headless Chromium for the browser tests, from Debian (no browser downloads here).
