@@ -11,6 +11,7 @@ import manet
 from manet import Scribble
 from manet.config import SessionConfig
 from manet.inference import interaction
+from manet.model import matching
 from manet.model.matching import (
     local_distances,
     local_map_for_order,
@@ -112,12 +113,32 @@ def test_round_one_augmented_map_comes_from_the_strokes_alone(video: np.ndarray)
     torch.testing.assert_close(record_before.augmented[1], record_after.augmented[1])
 
 
-def test_sessions_run_with_the_authors_order(video: np.ndarray) -> None:
+def spy_on_authors_order(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Record the shape of every map :func:`local_matching_authors_order` returns."""
+    shapes: list[tuple[int, ...]] = []
+    original = matching.local_matching_authors_order
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        result = original(*args, **kwargs)  # type: ignore[arg-type]
+        shapes.append(tuple(result.shape))
+        return result
+
+    monkeypatch.setattr(matching, "local_matching_authors_order", spy)
+    monkeypatch.setattr(interaction, "local_matching_authors_order", spy)
+    return shapes
+
+
+def test_sessions_run_with_the_authors_order(video: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes = spy_on_authors_order(monkeypatch)
     session = _first_round(video, SessionConfig(local_map_order="authors", augmented_map_before_roi=True))
     maps = session.maps(5, 1)
     assert maps.local_map is not None and maps.local_map.shape == session.grid
     assert session.masks.shape == video.shape[:3]
-    assert session.state().local_rounds[0].maps[5].shape[-2:] == session.grid  # stride 4, not pooled
+    # The augmented map and the 7 propagated frames' local maps, all at stride 4 (not pooled).
+    assert len(shapes) == video.shape[0] and set(shapes) == {(2, *session.grid)}
+    shapes.clear()
+    _first_round(video, SessionConfig())
+    assert not shapes  # the default never takes the authors' order
 
 
 def test_labels_follow_the_distances_device() -> None:

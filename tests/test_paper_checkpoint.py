@@ -12,7 +12,9 @@ import torch
 from data_synthetic import make_synthetic_davis
 from official_checkpoint import write_synthetic_checkpoint
 from safetensors.torch import save_file
+from test_local_map_order import spy_on_authors_order
 
+import manet
 from manet.cli import main as manet_main
 from manet.config import ModelConfig, SessionConfig
 from manet.errors import CheckpointError
@@ -44,6 +46,19 @@ def test_eval_runs_the_paper_setup_from_their_checkpoint(official: Path, dataset
     written = json.loads(report.read_text())
     assert written["context"]["session_config"] == SessionConfig.paper().to_dict()
     assert written["context"]["model"]["checkpoint"] == str(official)
+
+
+@pytest.mark.slow
+def test_a_session_on_their_checkpoint_is_the_paper_setup(official: Path, video: np.ndarray,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes = spy_on_authors_order(monkeypatch)
+    model = manet.load_model("paper", checkpoint=official)
+    session = manet.Session(model, video)  # no config: the model's own
+    assert session.config == SessionConfig.paper()
+    masks = session.run_round([Scribble(1, [[20, 18], [28, 26]])], frame=2)
+    assert masks.shape == video.shape[:3]
+    # The authors' order ran for the augmented map and every propagated frame, at stride 4.
+    assert len(shapes) == video.shape[0] and set(shapes) == {(2, *session.grid)}
 
 
 def test_eval_explains_a_checkpoint_without_the_paper_preset(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
