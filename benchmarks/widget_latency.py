@@ -35,6 +35,7 @@ REPLAY_SESSION = """
 from types import SimpleNamespace
 import cv2, numpy as np
 from manet.errors import PropagationCancelled
+from manet.inference.objects import ObjectInfo
 from manet.inference.scribbles import make_annotation
 from manet.io.video import VideoSource
 from manet_widget import Annotator
@@ -44,7 +45,14 @@ class ReplaySession:
         self.video = VideoSource.open(path)
         self.num_frames, self.height, self.width = self.video.num_frames, self.video.height, self.video.width
         self.rounds, self.object_ids, self.pending = [], [], None
+        self.objects, self.can_undo = (ObjectInfo.default(1),), False
         self.masks = np.zeros((self.num_frames, self.height, self.width), np.uint8)
+
+    def prepare(self, progress=None):
+        pass
+
+    def discard_pending(self):
+        self.pending = None
 
     def frame(self, t):
         return self.video.frame(t)
@@ -58,10 +66,11 @@ class ReplaySession:
         self.pending = (annotation, mask)
         return mask
 
-    def propagate(self, cancel=None):
+    def propagate(self, cancel=None, start=None, stop=None, direction="both"):
         annotation, mask = self.pending
         masks = self.masks.copy()
-        order = list(range(annotation.frame + 1, self.num_frames)) + list(range(annotation.frame - 1, -1, -1))
+        first, last = start or 0, self.num_frames - 1 if stop is None else stop
+        order = list(range(annotation.frame + 1, last + 1)) + list(range(annotation.frame - 1, first - 1, -1))
         for t in order:
             if cancel is not None and cancel():
                 self.pending = None
@@ -71,13 +80,16 @@ class ReplaySession:
         masks[annotation.frame] = mask
         self.masks, self.pending = masks, None
         self.rounds.append(SimpleNamespace(index=len(self.rounds), annotation=annotation, seconds=0.0))
-        self.object_ids = [1]
+        self.object_ids, self.can_undo = [1], True
 
     def suggest_frame(self):
         return 0
 
-    def undo_round(self):
+    def undo(self):
         self.rounds.pop()
+        self.can_undo = bool(self.rounds)
+
+    undo_round = undo
 
 annotator = Annotator(ReplaySession({video!r}))
 annotator

@@ -16,6 +16,11 @@ export interface Controls {
   run: HTMLButtonElement;
   cancel: HTMLButtonElement;
   undoRound: HTMLButtonElement;
+  rangeFrom: HTMLButtonElement;
+  rangeTo: HTMLButtonElement;
+  rangeClear: HTMLButtonElement;
+  rangeLabel: HTMLSpanElement;
+  direction: HTMLSelectElement;
   undoStroke: HTMLButtonElement;
   redoStroke: HTMLButtonElement;
   clearFrame: HTMLButtonElement;
@@ -117,7 +122,7 @@ export function buildControls(el: HTMLElement): Controls {
   const run = button(rounds, "▶ Run", "Run a round with the strokes, clicks and boxes on this frame (Enter)",
     "manet-primary");
   const cancel = button(rounds, "■ Cancel", "Stop the propagation; the previous round stays (Esc)");
-  const undoRound = button(rounds, "↶ Undo round", "Undo the last round");
+  const undoRound = button(rounds, "↶ Undo", "Undo the last round or object deletion");
   const edit = make("div", "manet-group", toolbar);
   const undoStroke = button(edit, "↶", "Undo (Ctrl+Z)");
   const redoStroke = button(edit, "↷", "Redo (Ctrl+Shift+Z)");
@@ -166,6 +171,17 @@ export function buildControls(el: HTMLElement): Controls {
   const next = button(timeRow, "▶|", "Next frame (→)");
   const timeline = make("canvas", "manet-timeline", timeRow);
   const frameLabel = make("span", "manet-frame-label", timeRow);
+  const rangeRow = make("div", "manet-range", root);
+  rangeRow.setAttribute("role", "group");
+  rangeRow.setAttribute("aria-label", "propagation range");
+  make("span", "manet-range-name", rangeRow, "propagate");
+  const rangeLabel = make("span", "manet-range-label", rangeRow);
+  const rangeFrom = button(rangeRow, "⇤ from here", "Rounds recompute frames from this one on (or Shift+drag on the timeline)");
+  const rangeTo = button(rangeRow, "to here ⇥", "Propagate to here: rounds recompute frames up to this one");
+  const rangeClear = button(rangeRow, "all frames", "Rounds recompute every frame");
+  const direction = select(rangeRow, "Direction of propagation from the annotated frame", [
+    ["both", "both ways"], ["forward", "forward"], ["backward", "backward"],
+  ]);
 
   const statusRow = make("div", "manet-status", root);
   const statusText = make("span", "manet-status-text", statusRow);
@@ -180,7 +196,8 @@ export function buildControls(el: HTMLElement): Controls {
   errorBanner.hidden = true;
 
   return {
-    root, canvasBox, canvas, timeline, frameLabel, play, prev, next, tools, apply, run, cancel, undoRound, undoStroke,
+    root, canvasBox, canvas, timeline, frameLabel, play, prev, next, tools, apply, run, cancel, undoRound, rangeFrom,
+    rangeTo, rangeClear, rangeLabel, direction, undoStroke,
     redoStroke, clearFrame, fit, brush, brushLabel, opacity, opacityLabel, mode, mapSelect, objectList, addObject, history,
     exportFormat, exportPath, exportButton, statusText, autosave, progress, progressBar, errorBanner, errorText,
     errorClose, hint, help,

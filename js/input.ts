@@ -121,21 +121,34 @@ export function bindInput(v: AnnotatorView): () => void {
     e.stopPropagation();
   };
 
+  // Dragging on the timeline scrubs; Shift+drag sets the propagation range instead.
   let scrubbing = false;
-  const scrub = (e: PointerEvent): void => {
+  let rangeFrom: number | null = null;
+  const frameUnder = (e: PointerEvent): number => {
     const rect = timeline.getBoundingClientRect();
-    v.setFrame(frameAtX(e.clientX - rect.left, v.get("num_frames"), rect.width));
+    return frameAtX(e.clientX - rect.left, v.get("num_frames"), rect.width);
   };
   const onTimelineDown = (e: PointerEvent): void => {
-    scrubbing = true;
     timeline.setPointerCapture?.(e.pointerId);
-    scrub(e);
+    const t = frameUnder(e);
+    if (e.shiftKey) {
+      rangeFrom = t;
+      v.setRange(t, t);
+    } else {
+      scrubbing = true;
+      v.setFrame(t);
+    }
   };
   const onTimelineMove = (e: PointerEvent): void => {
-    if (scrubbing) scrub(e);
+    if (scrubbing) v.setFrame(frameUnder(e));
+    if (rangeFrom !== null) {
+      const t = frameUnder(e);
+      v.setRange(Math.min(rangeFrom, t), Math.max(rangeFrom, t));
+    }
   };
   const onTimelineUp = (): void => {
     scrubbing = false;
+    rangeFrom = null;
   };
 
   const bindings: [EventTarget, string, EventListener, AddEventListenerOptions?][] = [

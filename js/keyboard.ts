@@ -48,6 +48,7 @@ export const SHORTCUTS: readonly [string, string][] = [
   ["m", "cycle matching-map overlay"],
   ["o", "fill / outline"],
   ["s", "go to suggested frame"],
+  ["Shift+drag on the timeline", "propagation range of the next round"],
   ["?", "show shortcuts"],
 ];
 

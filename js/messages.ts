@@ -1,84 +1,84 @@
 /**
  * Messages from the kernel (see `protocol.ts`): frames, masks (pending ones stream during a
- * round), matching maps, the round's lifecycle, exports and errors, applied to a view.
+ * round), matching maps, the round's lifecycle, exports and errors, applied to a
+ * {@link MessageTarget} - in the widget the view, in tests a stub around a real round client.
  */
 import { decodeUint8Map } from "./codecs";
-import { mapKey } from "./layers";
+import { mapKey, type Layers } from "./layers";
 import { bytesOf, parseIncoming, type IncomingMessage } from "./protocol";
-import type { AnnotatorView } from "./view";
+import type { RoundClient } from "./rounds";
 
-export function handleMessage(v: AnnotatorView, raw: unknown, buffers: DataView[]): void {
+/** What kernel messages change: the round client, frames, map layers, and what is on screen. */
+export interface MessageTarget {
+  readonly rounds: RoundClient;
+  readonly layers: Pick<Layers, "storeMap" | "clearMaps">;
+  receiveFrame(index: number, jpeg: Uint8Array | undefined): void;
+  /** The frame on screen and the video's size. */
+  currentFrame(): number;
+  size(): { width: number; height: number };
+  invalidate(): void;
+  timelineSoon(): void;
+  flash(message: string): void;
+  showLocalError(message: string): void;
+}
+
+export function handleMessage(target: MessageTarget, raw: unknown, buffers: DataView[]): void {
   const msg = parseIncoming(raw);
   if (msg === null) {
-    v.stats.lastError = `malformed message from the kernel: ${JSON.stringify(raw).slice(0, 120)}`;
-    console.error("manet annotator:", v.stats.lastError);
+    target.rounds.stats.lastError = `malformed message from the kernel: ${JSON.stringify(raw).slice(0, 120)}`;
+    console.error("manet annotator:", target.rounds.stats.lastError);
     return;
   }
   try {
-    dispatch(v, msg, buffers.map((b) => bytesOf(b)));
+    dispatch(target, msg, buffers.map((b) => bytesOf(b)));
   } catch (error) {
-    v.stats.lastError = String(error);
+    target.rounds.stats.lastError = String(error);
     console.error("manet annotator:", error);
-    v.showLocalError(String(error));
+    target.showLocalError(String(error));
   }
 }
 
-function dispatch(v: AnnotatorView, msg: IncomingMessage, buffers: Uint8Array[]): void {
+function dispatch(target: MessageTarget, msg: IncomingMessage, buffers: Uint8Array[]): void {
+  const rounds = target.rounds;
   switch (msg.type) {
     case "frame":
-      v.receiveFrame(msg.index, buffers[0]);
+      target.receiveFrame(msg.index, buffers[0]);
       break;
     case "mask": {
       const started = performance.now();
       const ids = decodeUint8Map(msg.header, buffers[0]);
-      if (v.masks.accept(msg.index, msg.version, msg.pending, ids)) {
-        if (msg.pending) {
-          v.stats.pendingMaskTimes.push(performance.now());
-          v.stats.decodeMs.push(performance.now() - started);
-        }
-        if (msg.index === v.frame) v.invalidate();
-        v.drawTimelineSoon();
+      if (rounds.receiveMask(msg.index, msg.version, msg.pending, ids, started)) {
+        if (msg.index === target.currentFrame()) target.invalidate();
+        target.timelineSoon();
       }
       break;
     }
     case "map": {
       const values = msg.header.encoding === "none" ? null : decodeUint8Map(msg.header, buffers[0]);
-      v.layers.storeMap(mapKey(msg.version, msg.index, msg.object_id, msg.kind), values, msg.reason ?? "no map",
-        v.get("width"), v.get("height"));
-      if (msg.index === v.frame) v.invalidate();
+      const { width, height } = target.size();
+      target.layers.storeMap(mapKey(msg.version, msg.index, msg.object_id, msg.kind), values, msg.reason ?? "no map",
+        width, height);
+      if (msg.index === target.currentFrame()) target.invalidate();
       break;
     }
     case "round_started":
-      v.runRequested = false;
-      v.masks.startRound(msg.frame);
-      v.stats.pendingMaskTimes = [];
-      v.stats.decodeMs = [];
-      v.stats.drawMs = [];
-      v.stats.interactiveDrawnAt = 0;
+      rounds.started(msg);
+      target.timelineSoon();
       break;
     case "round_finished":
-      if (v.masks.runningFrame >= 0) {
-        if (v.sentKind === "mask") v.paint.forget(v.masks.runningFrame);
-        else v.prompts.forget(v.masks.runningFrame);
-      }
-      v.masks.finishRound(msg.version);
-      v.layers.clearMaps();
-      v.stats.roundFinishedAt = performance.now();
-      v.syncControls();
-      v.invalidate();
+      rounds.finished(msg.version);
+      target.layers.clearMaps();
+      target.invalidate();
       break;
     case "round_cancelled":
-      v.masks.cancelRound();
-      v.syncControls();
-      v.invalidate();
+      rounds.cancelled();
+      target.invalidate();
       break;
     case "exported":
-      v.flash(`saved ${msg.path}`);
+      target.flash(`saved ${msg.path}`);
       break;
     case "error":
-      v.stats.lastError = msg.message;
-      v.runRequested = false;
-      v.syncControls();
+      rounds.failed(msg.message);
       break;
   }
 }

@@ -8,6 +8,8 @@
  * when its centre lies within the brush radius, and the pixel under the pointer always is.
  */
 
+import { UndoStack } from "./undo";
+
 export type PaintMode = "paint" | "erase";
 
 /** The pixels one brush stroke changed: their indices and previous values; `value` was written. */
@@ -73,12 +75,9 @@ interface FramePaint {
   ids: Uint8Array;
   width: number;
   height: number;
-  undo: PaintEdit[];
-  redo: PaintEdit[];
+  history: UndoStack<PaintEdit>;
   revision: number;
 }
-
-const MAX_UNDO = 100;
 
 /** One brush stroke in progress on a frame's edit buffer. */
 export class PaintStroke {
@@ -136,7 +135,7 @@ export class PaintStore {
 
   /** True when `frame` holds painted changes that Apply would send. */
   edited(frame: number): boolean {
-    return (this.frames.get(frame)?.undo.length ?? 0) > 0;
+    return this.frames.get(frame)?.history.canUndo ?? false;
   }
 
   /** Frames with painted changes not yet applied. */
@@ -153,43 +152,37 @@ export class PaintStore {
     let target = this.frames.get(frame);
     if (target === undefined || target.ids.length !== width * height) {
       const ids = base !== null && base.length === width * height ? base.slice() : new Uint8Array(width * height);
-      target = { ids, width, height, undo: [], redo: [], revision: 0 };
+      target = { ids, width, height, history: new UndoStack<PaintEdit>(), revision: 0 };
       this.frames.set(frame, target);
     }
     const owner = target;
-    return new PaintStroke(owner, radius, mode, objectId, (edit) => {
-      owner.undo.push(edit);
-      if (owner.undo.length > MAX_UNDO) owner.undo.shift();
-      owner.redo = [];
-    });
+    return new PaintStroke(owner, radius, mode, objectId, (edit) => owner.history.push(edit));
   }
 
   undo(frame: number): boolean {
     const f = this.frames.get(frame);
-    const edit = f?.undo.pop();
+    const edit = f?.history.undo();
     if (f === undefined || edit === undefined) return false;
     for (let i = 0; i < edit.indices.length; i++) f.ids[edit.indices[i]!] = edit.before[i]!;
-    f.redo.push(edit);
     f.revision += 1;
     return true;
   }
 
   redo(frame: number): boolean {
     const f = this.frames.get(frame);
-    const edit = f?.redo.pop();
+    const edit = f?.history.redo();
     if (f === undefined || edit === undefined) return false;
     for (let i = 0; i < edit.indices.length; i++) f.ids[edit.indices[i]!] = edit.value;
-    f.undo.push(edit);
     f.revision += 1;
     return true;
   }
 
   canUndo(frame: number): boolean {
-    return (this.frames.get(frame)?.undo.length ?? 0) > 0;
+    return this.frames.get(frame)?.history.canUndo ?? false;
   }
 
   canRedo(frame: number): boolean {
-    return (this.frames.get(frame)?.redo.length ?? 0) > 0;
+    return this.frames.get(frame)?.history.canRedo ?? false;
   }
 
   /** Drop `frame`'s edits (after they were applied, or to start over from the shown mask). */

@@ -2,6 +2,8 @@
 import { clearFrame, redo, undo } from "./actions";
 import { renderObjects } from "./controls";
 import { drawTimeline } from "./timeline";
+import type { Direction } from "./protocol";
+import { describeRange, rangeSpan } from "./range";
 import { TOOLS, type AutosaveState } from "./traits";
 import type { AnnotatorView } from "./view";
 
@@ -17,7 +19,11 @@ export function bindControls(v: AnnotatorView): () => void {
   click(u.apply, () => v.apply());
   click(u.run, () => v.run());
   click(u.cancel, () => v.send({ type: "cancel" }));
-  click(u.undoRound, () => v.send({ type: "undo_round" }));
+  click(u.undoRound, () => v.send({ type: "undo" }));
+  click(u.rangeFrom, () => v.setRangeEnd("start"));
+  click(u.rangeTo, () => v.setRangeEnd("stop"));
+  click(u.rangeClear, () => v.setRange(-1, -1));
+  u.direction.addEventListener("change", () => v.set("propagation_direction", u.direction.value as Direction));
   click(u.undoStroke, () => undo(v));
   click(u.redoStroke, () => redo(v));
   click(u.clearFrame, () => clearFrame(v));
@@ -64,7 +70,10 @@ export function syncControls(v: AnnotatorView): void {
   u.apply.disabled = v.busy || !v.paint.edited(v.frame);
   u.run.disabled = v.busy || prompts === 0;
   u.cancel.disabled = !(status === "running" || status === "propagating");
-  u.undoRound.disabled = v.busy || rounds === 0;
+  u.undoRound.disabled = v.busy || !v.get("can_undo");
+  u.rangeClear.disabled = rangeSpan(v.range) === null;
+  u.rangeLabel.textContent = describeRange(v.range);
+  u.direction.value = v.get("propagation_direction");
   u.undoStroke.disabled = painting ? !v.paint.canUndo(v.frame) : !v.prompts.canUndo(v.frame);
   u.redoStroke.disabled = painting ? !v.paint.canRedo(v.frame) : !v.prompts.canRedo(v.frame);
   u.clearFrame.disabled = painting ? !v.paint.has(v.frame) : prompts === 0;
@@ -101,7 +110,7 @@ export function syncControls(v: AnnotatorView): void {
     u.errorBanner.hidden = true;
   }
   u.errorBanner.dataset.traitError = error;
-  v.drawTimelineSoon();
+  v.timelineSoon();
 }
 
 /** Rebuild the objects list and round history (not on every status tick: a rename may be open). */
@@ -161,6 +170,7 @@ export function paintTimeline(v: AnnotatorView): void {
     suggested: v.get("suggested_frame"),
     withStrokes: [...v.prompts.framesWithPrompts(), ...v.paint.editedFrames()],
     pending: v.masks.pendingFrames(),
+    range: timelineRange(v),
     colors: {
       track: v.themeColor("--jp-layout-color3", "#bdbdbd"),
       fill: v.themeColor("--jp-brand-color1", "#1976d2"),
@@ -170,4 +180,9 @@ export function paintTimeline(v: AnnotatorView): void {
       pending: v.themeColor("--jp-brand-color3", "#90caf9"),
     },
   });
+}
+
+/** The propagation range drawn on the timeline: the running round's, else the one set (null: all frames). */
+function timelineRange(v: AnnotatorView): { start: number; stop: number } | null {
+  return v.rounds.range ?? rangeSpan(v.range);
 }

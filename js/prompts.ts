@@ -4,16 +4,22 @@
  * every prompt of the frame on screen, all kinds in one message.
  */
 import type { BoxPrompt, Stroke } from "./protocol";
+import { UndoStack } from "./undo";
 
 export interface FramePrompts {
   readonly strokes: readonly Stroke[];
   readonly boxes: readonly BoxPrompt[];
 }
 
+/** One undoable change of a frame's prompts: what they were before and after it. */
+interface Change {
+  before: FramePrompts;
+  after: FramePrompts;
+}
+
 interface Entry {
   now: FramePrompts;
-  undo: FramePrompts[];
-  redo: FramePrompts[];
+  history: UndoStack<Change>;
 }
 
 const EMPTY: FramePrompts = { strokes: [], boxes: [] };
@@ -24,7 +30,7 @@ export class PromptStore {
   private entry(frame: number): Entry {
     let e = this.frames.get(frame);
     if (e === undefined) {
-      e = { now: EMPTY, undo: [], redo: [] };
+      e = { now: EMPTY, history: new UndoStack<Change>() };
       this.frames.set(frame, e);
     }
     return e;
@@ -52,8 +58,7 @@ export class PromptStore {
 
   private change(frame: number, next: FramePrompts): void {
     const e = this.entry(frame);
-    e.undo.push(e.now);
-    e.redo = [];
+    e.history.push({ before: e.now, after: next });
     e.now = next;
   }
 
@@ -77,28 +82,26 @@ export class PromptStore {
 
   undo(frame: number): boolean {
     const e = this.frames.get(frame);
-    const previous = e?.undo.pop();
-    if (e === undefined || previous === undefined) return false;
-    e.redo.push(e.now);
-    e.now = previous;
+    const change = e?.history.undo();
+    if (e === undefined || change === undefined) return false;
+    e.now = change.before;
     return true;
   }
 
   redo(frame: number): boolean {
     const e = this.frames.get(frame);
-    const next = e?.redo.pop();
-    if (e === undefined || next === undefined) return false;
-    e.undo.push(e.now);
-    e.now = next;
+    const change = e?.history.redo();
+    if (e === undefined || change === undefined) return false;
+    e.now = change.after;
     return true;
   }
 
   canUndo(frame: number): boolean {
-    return (this.frames.get(frame)?.undo.length ?? 0) > 0;
+    return this.frames.get(frame)?.history.canUndo ?? false;
   }
 
   canRedo(frame: number): boolean {
-    return (this.frames.get(frame)?.redo.length ?? 0) > 0;
+    return this.frames.get(frame)?.history.canRedo ?? false;
   }
 
   /** Forget a frame's prompts and history (after its round was committed). */
@@ -114,8 +117,7 @@ export class PromptStore {
     });
     for (const e of this.frames.values()) {
       e.now = keep(e.now);
-      e.undo = e.undo.map(keep);
-      e.redo = e.redo.map(keep);
+      e.history.map((change) => ({ before: keep(change.before), after: keep(change.after) }));
     }
   }
 

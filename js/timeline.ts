@@ -11,6 +11,8 @@ export interface TimelineState {
   suggested: number; // -1: none
   withStrokes: readonly number[];
   pending: ReadonlySet<number>;
+  /** The propagation range (null: every frame). */
+  range: { start: number; stop: number } | null;
   colors: { track: string; fill: string; accent: string; text: string; marker: string; pending: string };
 }
 
@@ -38,6 +40,11 @@ export function drawTimeline(ctx: CanvasRenderingContext2D, width: number, heigh
   const cell = usable / s.numFrames;
   ctx.fillStyle = s.colors.track;
   ctx.fillRect(PADDING, trackTop, usable, trackHeight);
+  if (s.range !== null) {
+    ctx.strokeStyle = s.colors.fill;
+    ctx.lineWidth = 2;
+    ctx.strokeRect(PADDING + s.range.start * cell, trackTop - 1, (s.range.stop - s.range.start + 1) * cell, trackHeight + 2);
+  }
   if (s.pending.size > 0) {
     ctx.fillStyle = s.colors.pending;
     for (const t of s.pending) ctx.fillRect(PADDING + t * cell, trackTop, Math.max(1, cell), trackHeight);

@@ -1,5 +1,5 @@
 /** The synced traits of `manet_widget.Annotator` (keep in step with `manet_widget/widget.py`). */
-import type { MapOverlay } from "./protocol";
+import type { Direction, MapOverlay } from "./protocol";
 import type { OverlayMode } from "./codecs";
 
 export interface ObjectEntry {
@@ -40,6 +40,8 @@ export interface Traits {
   annotated_frames: number[];
   round_history: RoundEntry[];
   mask_version: number;
+  /** The session has a step (round or object deletion) to undo. */
+  can_undo: boolean;
   protocol_version: number;
   frame_index: number;
   active_object: number;
@@ -53,5 +55,9 @@ export interface Traits {
   autosave_state: AutosaveState;
   play_fps: number;
   canvas_height: number;
+  /** Propagation range of the next round: frames range_start..range_stop (-1: the video's first / last). */
+  range_start: number;
+  range_stop: number;
+  propagation_direction: Direction;
   [key: string]: unknown;
 }

@@ -1,85 +1,89 @@
 /**
  * One rendered annotator: wires the model (synced traits + custom messages) to the DOM, the
- * canvas, pointer and keyboard input. Frames and masks are cached here and fetched lazily.
+ * canvas, pointer and keyboard input. Its parts sit behind narrow interfaces: decoded frames
+ * ({@link FrameCache}), playback ({@link Player}), the round client that owns run state, masks and
+ * stats ({@link RoundClient}), and draw scheduling ({@link DrawScheduler}).
  */
 import type { AnyModel } from "@anywidget/types";
-import { LruCache } from "./cache";
 import { buildControls, type Controls } from "./controls";
-import { bindInput } from "./input";
 import { drawView } from "./draw";
+import { defaultDecoder, FrameCache, type ImageDecoder } from "./frames";
+import { bindInput } from "./input";
 import { Layers } from "./layers";
-import { MaskStore, type Ids } from "./masks";
-import { handleMessage } from "./messages";
+import type { Ids, MaskStore } from "./masks";
+import { handleMessage, type MessageTarget } from "./messages";
 import { bindControls, paintTimeline, renderLists, syncControls } from "./panel";
 import { PaintStore } from "./paint";
+import { Player } from "./player";
 import { PromptStore } from "./prompts";
-import { encodeApplyMask, encodeRun, type BoxPrompt, type OutgoingMessage } from "./protocol";
+import { propagationFor, withEnd, type RangeTraits } from "./range";
+import { encodeApplyMask, encodeRun, type BoxPrompt, type OutgoingMessage, type PropagationRange } from "./protocol";
+import { RoundClient, type Stats } from "./rounds";
+import { DrawScheduler } from "./scheduler";
 import type { StrokeBuilder } from "./strokes";
 import type { Gesture } from "./tools";
 import type { Traits } from "./traits";
 import { Viewport } from "./viewport";
 
-export type ImageDecoder = (jpeg: Uint8Array) => Promise<CanvasImageSource & { close?: () => void }>;
-
-export const defaultDecoder: ImageDecoder = (jpeg) =>
-  createImageBitmap(new Blob([jpeg as BlobPart], { type: "image/jpeg" }));
-
-/** Timings for the latency benchmark and the end-to-end test (performance.now() ms). */
-export interface Stats {
-  runSentAt: number;
-  interactiveDrawnAt: number;
-  pendingMaskTimes: number[];
-  roundFinishedAt: number;
-  framesReceived: number;
-  draws: number;
-  /** Milliseconds spent decoding each streamed mask and drawing each canvas frame this round. */
-  decodeMs: number[];
-  drawMs: number[];
-  lastError: string;
-}
+export { defaultDecoder, type ImageDecoder } from "./frames";
+export type { Stats } from "./rounds";
 
 const PREFETCH = 6;
+const HINT_MS = 4000;
 
-export class AnnotatorView {
+export class AnnotatorView implements MessageTarget {
   readonly ui: Controls;
   /** Prompts (strokes, clicks, boxes) not yet run, per frame. */
   readonly prompts = new PromptStore();
   /** Painted masks not yet applied, per frame. */
   readonly paint = new PaintStore();
-  readonly masks = new MaskStore();
-  readonly stats: Stats = {
-    runSentAt: 0, interactiveDrawnAt: 0, pendingMaskTimes: [], roundFinishedAt: 0, framesReceived: 0, draws: 0,
-    decodeMs: [], drawMs: [], lastError: "",
-  };
+  readonly layers = new Layers();
   readonly view: Viewport;
+  readonly frames: FrameCache;
+  readonly player: Player;
+  readonly rounds: RoundClient;
+  private readonly scheduler: DrawScheduler;
   frame = 0;
   gesture: Gesture | null = null;
   /** Previews of the gesture in progress: a stroke being drawn, a box being dragged. */
   builder: StrokeBuilder | null = null;
   boxDraft: BoxPrompt | null = null;
   cursor: { x: number; y: number } | null = null;
-  /** Decoded frames and the overlay / matching-map layers (caches that draw.ts reads). */
-  readonly frames: LruCache<number, CanvasImageSource & { close?: () => void }>;
-  private frameRequests = new Set<number>();
-  readonly layers = new Layers();
-  private drawPending = false;
-  private playTimer: ReturnType<typeof setInterval> | null = null;
-  private syncTimer: ReturnType<typeof setTimeout> | null = null;
   private hintTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Run or Apply was sent and the kernel has not started the round yet (no double sends). */
-  runRequested = false;
-  /** What the last round was sent from: its prompts or its painting are forgotten when it commits. */
-  sentKind: "prompts" | "mask" = "prompts";
   private cssWidth = 1;
   private cssHeight = 1;
   private selectNewObject = false;
   private disposers: (() => void)[] = [];
-  private timelinePending = false;
 
-  constructor(readonly model: AnyModel<Traits>, el: HTMLElement, private readonly decode: ImageDecoder = defaultDecoder) {
-    this.frames = new LruCache(240, (bitmap) => bitmap.close?.());
+  constructor(readonly model: AnyModel<Traits>, el: HTMLElement, decode: ImageDecoder = defaultDecoder) {
     this.ui = buildControls(el);
     this.view = new Viewport(this.get("width"), this.get("height"), 640, 360);
+    this.scheduler = new DrawScheduler(() => this.draw(), () => paintTimeline(this));
+    this.frames = new FrameCache({
+      send: (message) => this.send(message),
+      numFrames: () => this.get("num_frames"),
+      ready: (index) => {
+        this.rounds.stats.framesReceived += 1;
+        if (index === this.frame) this.invalidate();
+      },
+      failed: (message) => this.showLocalError(message),
+    }, decode);
+    this.player = new Player({
+      frame: () => this.frame, numFrames: () => this.get("num_frames"), fps: () => this.get("play_fps"),
+      hasFrame: (t) => this.frames.has(t), requestFrame: (t) => this.frames.request(t), show: (t) => this.setFrame(t),
+      frameIndex: () => this.get("frame_index"), writeFrameIndex: (t) => this.set("frame_index", t),
+      changed: () => this.syncControls(),
+    });
+    this.rounds = new RoundClient({
+      send: (message, buffers) => this.send(message, buffers),
+      status: () => this.get("status"),
+      flash: (message) => this.flash(message),
+      committed: (frame, source) => (source === "mask" ? this.paint.forget(frame) : this.prompts.forget(frame)),
+      changed: () => {
+        this.syncControls();
+        this.invalidate();
+      },
+    });
     this.frame = this.clampFrame(this.get("frame_index"));
     this.masks.setVersion(this.get("mask_version"));
     this.bindModel();
@@ -87,7 +91,7 @@ export class AnnotatorView {
     this.renderLists();
     this.syncControls();
     this.resize();
-    this.requestFrame(this.frame);
+    this.frames.request(this.frame);
   }
 
   get<K extends keyof Traits>(key: K): Traits[K] {
@@ -104,11 +108,21 @@ export class AnnotatorView {
   }
 
   dispose(): void {
-    this.stop();
+    this.player.dispose();
+    this.scheduler.dispose();
     for (const d of this.disposers) d();
-    if (this.syncTimer !== null) clearTimeout(this.syncTimer);
     if (this.hintTimer !== null) clearTimeout(this.hintTimer);
     this.frames.clear();
+  }
+
+  /** The masks the browser holds (owned by the round client). */
+  get masks(): MaskStore {
+    return this.rounds.masks;
+  }
+
+  /** Timings for the latency benchmark and the browser tests (owned by the round client). */
+  get stats(): Stats {
+    return this.rounds.stats;
   }
 
   // ------------------------------------------------------------------ model wiring
@@ -122,17 +136,16 @@ export class AnnotatorView {
     this.disposers.push(() => this.model.off("msg:custom", onMessage));
     on("change:frame_index", () => {
       const t = this.clampFrame(this.get("frame_index"));
-      if (t !== this.frame && this.syncTimer === null) this.setFrame(t, false);
+      if (t !== this.frame && !this.player.syncing) this.setFrame(t, false);
     });
     on("change:mask_version", () => {
-      if (this.masks.setVersion(this.get("mask_version"))) {
-        this.layers.clearMaps();
-      }
+      if (this.masks.setVersion(this.get("mask_version"))) this.layers.clearMaps();
       this.invalidate();
     });
     on("change:objects", () => this.onObjectsChanged());
     for (const key of ["active_object", "overlay_opacity", "overlay_mode", "map_overlay", "brush_radius", "status",
-      "progress", "error", "round_index", "round_history", "annotated_frames", "suggested_frame"]) {
+      "progress", "error", "round_index", "round_history", "annotated_frames", "suggested_frame", "can_undo",
+      "range_start", "range_stop", "propagation_direction"]) {
       on(`change:${key}`, () => {
         this.syncControls();
         this.invalidate();
@@ -178,19 +191,17 @@ export class AnnotatorView {
     handleMessage(this, raw, buffers);
   }
 
-  /** Decode and cache a frame's JPEG; draws it when it is the frame on screen. */
+  // ------------------------------------------------------------------ MessageTarget
   receiveFrame(index: number, jpeg: Uint8Array | undefined): void {
-    if (jpeg === undefined) throw new Error(`frame ${index} arrived without its JPEG buffer`);
-    const copy = jpeg.slice();
-    this.decode(copy).then((bitmap) => {
-      this.frameRequests.delete(index);
-      this.frames.set(index, bitmap);
-      this.stats.framesReceived += 1;
-      if (index === this.frame) this.invalidate();
-    }).catch((error: unknown) => {
-      this.frameRequests.delete(index);
-      this.showLocalError(`could not decode frame ${index}: ${String(error)}`);
-    });
+    void this.frames.receive(index, jpeg);
+  }
+
+  currentFrame(): number {
+    return this.frame;
+  }
+
+  size(): { width: number; height: number } {
+    return { width: this.get("width"), height: this.get("height") };
   }
 
   /** Show a short note over the canvas for a few seconds. */
@@ -200,7 +211,7 @@ export class AnnotatorView {
     this.hintTimer = setTimeout(() => {
       this.ui.hint.textContent = "";
       this.hintTimer = null;
-    }, 4000);
+    }, HINT_MS);
   }
 
   showLocalError(message: string): void {
@@ -211,12 +222,6 @@ export class AnnotatorView {
   // ------------------------------------------------------------------ frames and navigation
   clampFrame(t: number): number {
     return Math.min(Math.max(0, this.get("num_frames") - 1), Math.max(0, Math.round(t)));
-  }
-
-  requestFrame(t: number): void {
-    if (t < 0 || t >= this.get("num_frames") || this.frames.has(t) || this.frameRequests.has(t)) return;
-    this.frameRequests.add(t);
-    this.send({ type: "request_frame", index: t });
   }
 
   mapCacheSize(): number {
@@ -230,59 +235,25 @@ export class AnnotatorView {
   /** Show frame `t`; `sync` writes it back to the `frame_index` trait (debounced while playing). */
   setFrame(t: number, sync = true): void {
     this.frame = this.clampFrame(t);
-    this.requestFrame(this.frame);
-    for (let k = 1; k <= PREFETCH; k++) this.requestFrame(this.frame + k);
+    for (let k = 0; k <= PREFETCH; k++) this.frames.request(this.frame + k);
     this.cancelGesture();
-    if (sync) this.syncFrameIndex();
+    if (sync) this.player.syncFrameIndex();
     this.syncControls();
     this.invalidate();
   }
 
-  private syncFrameIndex(): void {
-    if (this.syncTimer !== null) return;
-    const delay = this.playTimer !== null ? 250 : 0;
-    this.syncTimer = setTimeout(() => {
-      this.syncTimer = null;
-      if (this.get("frame_index") !== this.frame) this.set("frame_index", this.frame);
-    }, delay);
-  }
-
   togglePlay(): void {
-    if (this.playTimer !== null) {
-      this.stop();
-      return;
-    }
-    if (this.frame >= this.get("num_frames") - 1) this.setFrame(0);
-    this.playTimer = setInterval(() => {
-      const next = this.frame + 1;
-      if (next >= this.get("num_frames")) {
-        this.stop();
-        return;
-      }
-      if (this.frames.has(next)) this.setFrame(next);
-      else this.requestFrame(next);
-    }, 1000 / Math.max(1, this.get("play_fps")));
-    this.syncControls();
-  }
-
-  stop(): void {
-    if (this.playTimer !== null) clearInterval(this.playTimer);
-    this.playTimer = null;
-    this.syncControls();
+    this.player.toggle();
   }
 
   get playing(): boolean {
-    return this.playTimer !== null;
+    return this.player.playing;
   }
 
   // ------------------------------------------------------------------ actions
-  /**
-   * A round runs, or Run was pressed and the kernel has not answered yet (no double runs). A
-   * warm-up or an autosave does not count: the kernel queues a new round behind them.
-   */
+  /** A round runs or was sent (see {@link RoundClient.busy}). */
   get busy(): boolean {
-    const s = this.get("status");
-    return this.runRequested || (s !== "idle" && s !== "preparing" && s !== "saving");
+    return this.rounds.busy;
   }
 
   /** True with the paint or erase tool: Enter, undo and clear act on the painted mask. */
@@ -291,14 +262,33 @@ export class AnnotatorView {
     return tool === "paint" || tool === "erase";
   }
 
+  /** The propagation range of the next round, from the traits (see range.ts). */
+  get range(): RangeTraits {
+    return { start: this.get("range_start"), stop: this.get("range_stop"),
+      direction: this.get("propagation_direction"), numFrames: this.get("num_frames") };
+  }
+
+  /** The `propagation` of a round on `frame`; a note to the user and undefined when it is outside the range. */
+  private propagationFor(frame: number): PropagationRange | null | undefined {
+    const result = propagationFor(this.range, frame);
+    if ("error" in result) {
+      this.flash(result.error);
+      return undefined;
+    }
+    return result.propagation;
+  }
+
   /** Send every prompt of the frame on screen (strokes, clicks, boxes) as one round. */
   run(): void {
     if (this.prompts.count(this.frame) === 0) {
       this.flash("draw a stroke, click or box on this frame first");
       return;
     }
-    const { content, buffers } = encodeRun(this.frame, this.prompts.get(this.frame), this.prompts.boxes(this.frame));
-    this.sendRound(content, buffers, "prompts");
+    const propagation = this.propagationFor(this.frame);
+    if (propagation === undefined) return;
+    const { content, buffers } = encodeRun(this.frame, this.prompts.get(this.frame), this.prompts.boxes(this.frame),
+      propagation);
+    this.rounds.send(content, buffers, "prompts");
   }
 
   /** Send the painted mask of the frame on screen: the kernel takes it as that frame's result. */
@@ -308,20 +298,22 @@ export class AnnotatorView {
       this.flash("paint on this frame's mask first (n: paint, e: erase)");
       return;
     }
-    const { content, buffers } = encodeApplyMask(this.frame, ids, this.get("width"), this.get("height"));
-    this.sendRound(content, buffers, "mask");
+    const propagation = this.propagationFor(this.frame);
+    if (propagation === undefined) return;
+    const { content, buffers } = encodeApplyMask(this.frame, ids, this.get("width"), this.get("height"), propagation);
+    this.rounds.send(content, buffers, "mask");
   }
 
-  private sendRound(content: OutgoingMessage, buffers: ArrayBuffer[], kind: "prompts" | "mask"): void {
-    if (this.busy) {
-      this.flash("a round is running: wait or cancel it");
-      return;
-    }
-    this.runRequested = true;
-    this.sentKind = kind;
-    this.stats.runSentAt = performance.now();
-    this.stats.interactiveDrawnAt = 0;
-    this.send(content, buffers);
+  /** Set one end of the propagation range to the frame on screen ("from here" / "to here"). */
+  setRangeEnd(end: "start" | "stop", frame = this.frame): void {
+    this.setRange(...withEnd(this.range, end, frame));
+  }
+
+  /** Set the propagation range (-1: open end); `setRange(-1, -1)` is the whole video. */
+  setRange(start: number, stop: number): void {
+    this.model.set("range_start", start);
+    this.model.set("range_stop", stop);
+    this.model.save_changes();
   }
 
   /** End the gesture in progress without adding anything (frame change, tool change). */
@@ -379,36 +371,21 @@ export class AnnotatorView {
     this.invalidate();
   }
 
+  /** Schedule a canvas draw for the next animation frame. */
   invalidate(): void {
-    if (this.drawPending) return;
-    this.drawPending = true;
-    const raf = globalThis.requestAnimationFrame ?? ((f: FrameRequestCallback) => setTimeout(() => f(performance.now()), 16));
-    raf(() => {
-      this.drawPending = false;
-      this.draw();
-    });
+    this.scheduler.invalidate();
+  }
+
+  timelineSoon(): void {
+    this.scheduler.timelineSoon();
   }
 
   /** Draw the canvas now (see draw.ts); `invalidate` schedules it for the next animation frame. */
   draw(): void {
     const started = performance.now();
-    this.drawTimelineSoon();
+    this.timelineSoon();
     if (!drawView(this, this.cssWidth, this.cssHeight)) return;
-    this.stats.draws += 1;
-    if (this.masks.running) this.stats.drawMs.push(performance.now() - started);
-    if (this.frame === this.masks.runningFrame && this.masks.hasPending(this.frame) &&
-        this.stats.interactiveDrawnAt === 0 && this.stats.runSentAt > 0) {
-      this.stats.interactiveDrawnAt = performance.now();
-    }
-  }
-
-  drawTimelineSoon(): void {
-    if (this.timelinePending) return;
-    this.timelinePending = true;
-    setTimeout(() => {
-      this.timelinePending = false;
-      paintTimeline(this);
-    }, 30);
+    this.rounds.drawn(this.frame, performance.now() - started);
   }
 
   themeColor(name: string, fallback: string): string {

@@ -178,7 +178,8 @@ def write_notebook(video: Path, directory: Path | None, num_objects: int) -> Pat
     """
     folder = directory.expanduser().resolve() if directory is not None else video.parent
     if not folder.is_dir():
-        raise NotADirectoryError(f"the notebook folder {folder} does not exist: create it or pass another --notebook-dir")
+        raise NotADirectoryError(f"the notebook folder {folder} does not exist: "
+                                 "create it or pass another --notebook-dir")
     import nbformat
 
     text = nbformat.writes(build_notebook(video_reference(video, folder), num_objects, add_object_call()))

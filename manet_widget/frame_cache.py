@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+
+from manet_widget.protocol.wire import ArrayHeader
 
 
 class JpegCache:
@@ -12,18 +13,18 @@ class JpegCache:
 
     def __init__(self, budget_bytes: int) -> None:
         self._budget = budget_bytes
-        self._items: OrderedDict[int, tuple[dict[str, Any], bytes]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[ArrayHeader, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, index: int) -> tuple[dict[str, Any], bytes] | None:
+    def get(self, index: int) -> tuple[ArrayHeader, bytes] | None:
         with self._lock:
             item = self._items.get(index)
             if item is not None:
                 self._items.move_to_end(index)
             return item
 
-    def put(self, index: int, item: tuple[dict[str, Any], bytes]) -> None:
+    def put(self, index: int, item: tuple[ArrayHeader, bytes]) -> None:
         with self._lock:
             if index in self._items:
                 return

@@ -17,6 +17,8 @@ import traitlets
 from manet.inference.scribbles import Box, Scribble
 from manet_widget import autosave as autosaving
 from manet_widget.controller import AnnotatorController
+from manet_widget.protocol import DIRECTIONS, PROTOCOL_VERSION, Propagation
+from manet_widget.protocol.wire import Direction
 
 STATIC = Path(__file__).parent / "static"
 _MISSING_BUNDLE = """
@@ -77,7 +79,9 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     annotated_frames = traitlets.List(traitlets.Int()).tag(sync=True)
     round_history = traitlets.List(traitlets.Dict()).tag(sync=True)
     mask_version = traitlets.Int(0).tag(sync=True)
-    protocol_version = traitlets.Int(2).tag(sync=True)
+    can_undo = traitlets.Bool(False).tag(sync=True)
+    # The front end refuses to run when its own protocol version differs (a stale bundle).
+    protocol_version = traitlets.Int(PROTOCOL_VERSION, read_only=True).tag(sync=True)
     click_radius = traitlets.Float(1.0).tag(sync=True)
     autosave_path = traitlets.Unicode("").tag(sync=True)
     autosave_state = traitlets.Enum(AUTOSAVE_STATES, "off").tag(sync=True)
@@ -92,6 +96,11 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     tool = traitlets.Enum(TOOLS, "scribble").tag(sync=True)
     play_fps = traitlets.Float(12.0, min=1.0, max=60.0).tag(sync=True)
     canvas_height = traitlets.Int(480).tag(sync=True)
+    # The propagation range the view's Run uses: frames range_start..range_stop (-1: the video's
+    # first / last frame), going propagation_direction from the annotated frame.
+    range_start = traitlets.Int(-1).tag(sync=True)
+    range_stop = traitlets.Int(-1).tag(sync=True)
+    propagation_direction = traitlets.Enum(DIRECTIONS, "both").tag(sync=True)
 
     def __init__(self, session: Any, *, prepare: bool = True, jpeg_quality: int = 85,
                  autosave: str | Path | None = None, **kwargs: Any) -> None:
@@ -107,8 +116,6 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
             for name, value in self._controller.initial_state().items():
                 setattr(self, name, value)
             self.brush_radius = float(max(2.0, round(min(session.height, session.width) / 60)))
-        if autosave is not None and autosaving.holds_session(autosave):
-            self._controller.restore_objects(autosaving.saved_objects(autosave))
         self.on_msg(self._on_custom_message)
         if prepare:
             self._controller.start_prepare()
@@ -169,18 +176,23 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
         return self._controller.busy
 
     def run(self, prompts: Sequence[Scribble | Box], frame: int, wait: bool = True,
-            timeout: float | None = None) -> None:
+            timeout: float | None = None, *, start: int | None = None, stop: int | None = None,
+            direction: Direction = "both") -> None:
         """Run a round from Python, shown live in the widget; ``wait`` blocks until it ends.
 
         ``prompts`` mixes strokes, clicks (``Scribble.from_points``) and boxes (``manet.Box``).
+        Only frames ``start``..``stop`` (inclusive; default the whole video) are recomputed, in
+        ``direction`` ("both", "forward", "backward") from ``frame``; the others keep their masks.
         """
-        self._controller.start_round(prompts, frame)
+        self._controller.start_round(prompts, frame, Propagation(start, stop, direction))
         if wait:
             self.wait(timeout)
 
-    def apply_mask(self, mask: np.ndarray, frame: int, wait: bool = True, timeout: float | None = None) -> None:
-        """Run a round whose ``frame`` result is exactly ``mask`` ((H, W) ids), then propagate it."""
-        self._controller.start_mask_round(mask, frame)
+    def apply_mask(self, mask: np.ndarray, frame: int, wait: bool = True, timeout: float | None = None, *,
+                   start: int | None = None, stop: int | None = None, direction: Direction = "both") -> None:
+        """Run a round whose ``frame`` result is exactly ``mask`` ((H, W) ids), then propagate it
+        over ``start``..``stop`` in ``direction`` (see :meth:`run`)."""
+        self._controller.start_mask_round(mask, frame, Propagation(start, stop, direction))
         if wait:
             self.wait(timeout)
 
@@ -192,26 +204,31 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
         """Block until no round, export, autosave or warm-up runs; True if idle."""
         return self._controller.wait(timeout)
 
+    def undo(self) -> None:
+        """Undo the session's last step: a round, or an object deletion."""
+        self._controller.undo()
+
     def undo_round(self) -> None:
-        self._controller.undo_round()
+        """Alias of :meth:`undo` (kept for notebooks written before object deletion was undoable)."""
+        self._controller.undo()
 
     def reset(self) -> None:
         self._controller.reset()
 
     def add_object(self, name: str | None = None) -> int:
-        """List a new object to annotate; returns its id (the smallest free one)."""
+        """Add an object to the session; returns its id (the smallest free one)."""
         return self._controller.add_object(name)
 
     def rename_object(self, object_id: int, name: str) -> None:
         self._controller.rename_object(object_id, name)
 
     def delete_object(self, object_id: int) -> None:
-        """Remove an object from the list (refused while committed rounds hold its masks)."""
+        """Delete an object from the session, its masks in every round included (undo brings it back)."""
         self._controller.delete_object(object_id)
 
     def refresh(self) -> None:
         """Re-read rounds and masks after the session was changed directly from Python."""
-        self._controller._after_rounds_changed()
+        self._controller.refresh()
 
     def export_png(self, folder: str | Path) -> None:
         """One PNG id mask per frame into ``folder`` (runs in the background; see ``wait``)."""

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from protocol_encoders import encode_run, encode_strokes
 
 import manet
 from manet import Box, Scribble
@@ -55,7 +56,7 @@ def test_front_end_messages_drive_a_real_round(annotator: Annotator) -> None:
     sent = capture(annotator)
     scribbles = [Scribble(1, np.array([[12.0, 20.0], [28.0, 28.0]]), 3.0),
                  Scribble(0, np.array([[55.0, 5.0], [60.0, 40.0]]), 2.0)]
-    meta, header, data = protocol.encode_strokes(scribbles)
+    meta, header, data = encode_strokes(scribbles)
     annotator._on_custom_message(annotator, {"type": "run", "frame": 1, "strokes": meta, "header": header},
                                  [memoryview(data)])
     assert annotator.wait(60)
@@ -72,7 +73,7 @@ def test_front_end_messages_drive_a_real_round(annotator: Annotator) -> None:
 
 
 def test_clicks_and_a_box_from_the_front_end_reach_the_session(annotator: Annotator) -> None:
-    content, buffers = protocol.encode_run(2, clicks=[protocol.Click(1, 20.0, 24.0, None)],
+    content, buffers = encode_run(2, clicks=[protocol.Click(1, 20.0, 24.0, None)],
                                            boxes=[Box(1, 10.0, 10.0, 40.0, 38.0)])
     annotator._on_custom_message(annotator, content, [memoryview(b) for b in buffers])
     assert annotator.wait(60) and annotator.error == ""
@@ -170,3 +171,22 @@ def test_autosave_refuses_to_overwrite_another_save(tmp_path: Path) -> None:
     with pytest.raises(manet.SessionFileError, match="cannot be resumed"):
         Annotator.from_video(other, model=model, autosave=folder, prepare=False)
     assert len(manet.Session.load(folder, model, frames).rounds) == 1
+
+
+def test_python_api_propagation_range_object_deletion_and_undo(annotator: Annotator) -> None:
+    annotator.run([Scribble(1, np.array([[15.0, 20.0], [25.0, 30.0]]), 3.0)], frame=0)
+    first = annotator.masks
+    annotator.run([Scribble(2, np.array([[50.0, 6.0], [56.0, 12.0]]), 3.0)], frame=3, start=3, stop=4)
+    assert annotator.error == "" and annotator.round_index == 2
+    np.testing.assert_array_equal(annotator.masks[:3], first[:3])  # outside the range: unchanged
+    assert annotator.can_undo and annotator.protocol_version == protocol.PROTOCOL_VERSION
+    assert [o["id"] for o in annotator.objects] == [1, 2]
+    with_both = annotator.masks
+    annotator.delete_object(1)
+    assert annotator.wait(30) and annotator.error == ""
+    assert [o["id"] for o in annotator.objects] == [2] and 1 not in np.unique(annotator.masks)
+    annotator.undo()
+    assert [o["id"] for o in annotator.objects] == [1, 2]
+    np.testing.assert_array_equal(annotator.masks, with_both)
+    with pytest.raises(manet.FrameIndexError, match="outside the propagation range"):
+        annotator.run([Scribble(1, np.array([[15.0, 20.0]]), 3.0)], frame=0, start=2, stop=4)

@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from protocol_encoders import encode_apply_mask, encode_run
 
 from manet.errors import ScribbleError
 from manet.inference.scribbles import Box, Scribble
 from manet_widget import protocol
 from manet_widget.protocol import ProtocolError
+from manet_widget.protocol.schema import SCHEMA_FILE, message_schema
 
 GOLDEN = Path(__file__).resolve().parents[1] / "js" / "tests" / "fixtures" / "protocol_golden.json"
 
 
 def run_message(scribbles: list[Scribble], frame: int = 2) -> tuple[dict, list[bytes]]:
-    return protocol.encode_run(frame, scribbles)
+    return encode_run(frame, scribbles)
 
 
 def test_run_message_round_trips_strokes_in_float32() -> None:
@@ -64,7 +66,7 @@ def test_clicks_and_boxes_travel_with_strokes_in_one_run_message() -> None:
     stroke = Scribble(1, np.array([[1.0, 2.0], [3.0, 4.0]]), 2.0)
     clicks = [protocol.Click(2, 10.5, 11.25, None), protocol.Click(0, 30.0, 5.0, 4.0)]
     boxes = [Box(1, 0.0, 1.0, 20.0, 21.5), Box(2, 5.0, 5.0, 9.0, 9.0)]
-    content, buffers = protocol.encode_run(4, [stroke], clicks, boxes)
+    content, buffers = encode_run(4, [stroke], clicks, boxes)
     assert [s["kind"] for s in content["strokes"]] == ["stroke", "click", "click"]
     assert content["header"]["shape"] == [4, 2]
     request = protocol.parse_message(content, buffers)
@@ -77,7 +79,7 @@ def test_clicks_and_boxes_travel_with_strokes_in_one_run_message() -> None:
 
 
 def test_a_run_of_boxes_alone_has_an_empty_point_buffer() -> None:
-    content, buffers = protocol.encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
+    content, buffers = encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
     assert content["strokes"] == [] and buffers == [b""]
     request = protocol.parse_message(content, buffers)
     assert isinstance(request, protocol.RunRound) and request.boxes == (Box(3, 1.0, 2.0, 3.0, 4.0),)
@@ -85,14 +87,14 @@ def test_a_run_of_boxes_alone_has_an_empty_point_buffer() -> None:
 
 
 def test_bad_box_and_click_values_raise_scribble_error() -> None:
-    content, buffers = protocol.encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
+    content, buffers = encode_run(0, boxes=[Box(3, 1.0, 2.0, 3.0, 4.0)])
     content["boxes"][0].update(x1=0.5)  # x1 < x0: an empty box
     with pytest.raises(ScribbleError, match="empty"):
         protocol.parse_message(content, buffers)
     content["boxes"][0].update(x1=9.0, object_id=0)  # a box for the background
     with pytest.raises(ScribbleError, match="object id in 1"):
         protocol.parse_message(content, buffers)
-    content, buffers = protocol.encode_run(0, clicks=[protocol.Click(300, 1.0, 1.0, None)])
+    content, buffers = encode_run(0, clicks=[protocol.Click(300, 1.0, 1.0, None)])
     with pytest.raises(ScribbleError, match="out of range"):
         protocol.parse_message(content, buffers)
 
@@ -101,13 +103,13 @@ def test_apply_mask_message_round_trips_a_painted_mask() -> None:
     mask = np.zeros((30, 40), np.uint8)
     mask[5:20, 10:30] = 3
     mask[25:, :5] = 1
-    content, buffers = protocol.encode_apply_mask(6, mask)
+    content, buffers = encode_apply_mask(6, mask)
     assert content["header"] == {"dtype": "uint8", "shape": [30, 40], "encoding": "zlib"}
     request = protocol.parse_message(content, buffers)
     assert isinstance(request, protocol.ApplyMask) and request.frame == 6
     np.testing.assert_array_equal(request.mask, mask)
     assert not request.mask.flags.writeable
-    empty = protocol.parse_message(*protocol.encode_apply_mask(0, np.zeros((3, 4), np.uint8)))
+    empty = protocol.parse_message(*encode_apply_mask(0, np.zeros((3, 4), np.uint8)))
     assert isinstance(empty, protocol.ApplyMask) and empty.mask.shape == (3, 4) and not empty.mask.any()
 
 
@@ -139,7 +141,7 @@ def test_stroke_with_bad_object_id_raises_scribble_error() -> None:
     ({"type": "request_mask", "index": 0}, protocol.RequestMask(0)),
     ({"type": "request_map", "index": 1, "object_id": 2, "kind": "local"}, protocol.RequestMap(1, 2, "local")),
     ({"type": "cancel"}, protocol.Cancel()),
-    ({"type": "undo_round"}, protocol.UndoRound()),
+    ({"type": "undo"}, protocol.Undo()),
     ({"type": "reset"}, protocol.Reset()),
     ({"type": "add_object"}, protocol.AddObject(None)),
     ({"type": "add_object", "name": "car"}, protocol.AddObject("car")),
@@ -158,6 +160,7 @@ def test_every_request_type_parses(content, expected) -> None:
     ({"type": "request_map", "index": 1, "object_id": 1, "kind": "fancy"}, "map kind"),
     ({"type": "export", "format": "gif", "path": "x"}, "export format"),
     ({"type": "request_frame", "index": True}, "integer"),
+    ({"type": "undo_round"}, "unknown message type"),  # protocol 2's verb, replaced by undo
 ])
 def test_bad_requests_raise_protocol_error(content, match) -> None:
     with pytest.raises(ProtocolError, match=match):
@@ -207,9 +210,10 @@ def test_golden_run_message_shared_with_the_typescript_side() -> None:
         np.testing.assert_allclose(scribble.points.ravel(), stroke["points"], rtol=1e-6)
         assert scribble.radius == pytest.approx(stroke["radius"])
     clicks = [s for s in golden["strokes"] if s["kind"] == "click"]
-    assert request.clicks == tuple(protocol.Click(c["objectId"], c["points"][0], c["points"][1], c["radius"]) for c in clicks)
+    assert request.clicks == tuple(protocol.Click(c["objectId"], c["points"][0], c["points"][1], c["radius"])
+                                   for c in clicks)
     assert request.boxes == tuple(Box(b["objectId"], b["x0"], b["y0"], b["x1"], b["y1"]) for b in golden["boxes"])
-    content, buffers = protocol.encode_run(request.frame, request.scribbles, request.clicks, request.boxes)
+    content, buffers = encode_run(request.frame, request.scribbles, request.clicks, request.boxes)
     assert content == golden["content"] and buffers == [buffer]
 
 
@@ -219,3 +223,58 @@ def test_golden_apply_mask_message_shared_with_the_typescript_side() -> None:
     assert isinstance(request, protocol.ApplyMask) and request.frame == golden["frame"]
     expected = np.array(golden["values"], np.uint8).reshape(golden["height"], golden["width"])
     np.testing.assert_array_equal(request.mask, expected)
+
+
+def test_run_and_apply_mask_carry_an_optional_propagation_range() -> None:
+    stroke = [Scribble(1, np.array([[1.0, 2.0]]), 2.0)]
+    request = protocol.parse_message(*encode_run(3, stroke))
+    assert isinstance(request, protocol.RunRound) and request.propagation == protocol.WHOLE_VIDEO
+    ranged = encode_run(3, stroke, propagation={"start": 2, "stop": 9, "direction": "forward"})
+    request = protocol.parse_message(*ranged)
+    assert isinstance(request, protocol.RunRound) and request.propagation == protocol.Propagation(2, 9, "forward")
+    content, buffers = encode_apply_mask(4, np.ones((3, 4), np.uint8))
+    content["propagation"] = {"start": 0, "stop": 4, "direction": "backward"}
+    applied = protocol.parse_message(content, buffers)
+    assert isinstance(applied, protocol.ApplyMask) and applied.propagation == protocol.Propagation(0, 4, "backward")
+
+
+@pytest.mark.parametrize("propagation, match", [
+    ({"start": 5, "stop": 2, "direction": "both"}, "start 5 is after stop 2"),
+    ({"start": 0, "stop": 2, "direction": "sideways"}, "direction must be one of"),
+    ({"start": "0", "stop": 2, "direction": "both"}, "'start' must be an integer"),
+    ([0, 2], "must be an object"),
+])
+def test_bad_propagation_ranges_are_refused(propagation, match) -> None:
+    content, buffers = encode_run(3, [Scribble(1, np.array([[1.0, 2.0]]), 2.0)], propagation=propagation)
+    with pytest.raises(ProtocolError, match=match):
+        protocol.parse_message(content, buffers)
+
+
+def test_committed_schema_is_what_the_python_types_generate() -> None:
+    """schema.json is shared with js/tests/protocol.test.ts: a change to one side alone fails there or here.
+    Regenerate with ``python -m manet_widget.protocol.schema --write`` after changing both sides."""
+    committed = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert committed == message_schema()
+    assert committed["protocol_version"] == protocol.PROTOCOL_VERSION
+
+
+def test_every_request_in_the_schema_is_parsed_and_every_reply_is_typed() -> None:
+    schema = message_schema()
+    for kind in schema["requests"]:
+        try:
+            protocol.parse_message({"type": kind}, [])
+        except ProtocolError as error:
+            assert "unknown message type" not in str(error)
+    assert set(schema["replies"]) == {"frame", "mask", "map", "round_started", "round_finished", "round_cancelled",
+                                      "exported", "error"}
+    reply = protocol.MapReply(1, 2, "global", 3, {"encoding": "none"}, "no map").to_json()
+    assert reply == {"type": "map", "index": 1, "object_id": 2, "kind": "global", "version": 3,
+                     "header": {"encoding": "none"}, "reason": "no map"}
+    assert "reason" not in protocol.MapReply(1, 2, "global", 3, {"encoding": "none"}).to_json()
+    assert set(reply) == set(schema["replies"]["map"]["properties"])
+
+
+def test_the_widget_publishes_the_protocol_version() -> None:
+    from manet_widget.widget import Annotator
+
+    assert Annotator.protocol_version.default_value == protocol.PROTOCOL_VERSION

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, vi } from "vitest";
 import type { AnyModel } from "@anywidget/types";
-import type { OutgoingMessage } from "../protocol";
+import { PROTOCOL_VERSION, type OutgoingMessage } from "../protocol";
 import type { Traits } from "../traits";
 import { AnnotatorView } from "../view";
 
@@ -20,9 +20,11 @@ export class FakeModel {
       num_frames: 10, height: 60, width: 80, objects: [{ id: 1, name: "object 1", color: "#e6194b" },
         { id: 2, name: "object 2", color: "#3cb44b" }],
       round_index: 0, status: "idle", progress: { done: 0, total: 0 }, error: "", suggested_frame: -1,
-      annotated_frames: [], round_history: [], mask_version: 0, protocol_version: 1, frame_index: 0,
+      annotated_frames: [], round_history: [], mask_version: 0, can_undo: false, protocol_version: PROTOCOL_VERSION,
+      frame_index: 0,
       active_object: 1, overlay_opacity: 0.5, overlay_mode: "fill", map_overlay: "none", brush_radius: 4,
       tool: "scribble", click_radius: 2, autosave_path: "", autosave_state: "off", play_fps: 12, canvas_height: 480,
+      range_start: -1, range_stop: -1, propagation_direction: "both",
       ...overrides,
     };
   }

@@ -122,8 +122,8 @@ describe("box tool", () => {
     view.ui.run.click();
     const { content } = sentRun(model);
     expect(content.strokes.map((s) => [s.kind, s.object_id])).toEqual([["stroke", 1], ["click", 0]]);
-    expect(content.boxes.map((b) => b.object_id)).toEqual([1]);
-    model.receive({ type: "round_started", round: 1, frame: 0 });
+    expect(content.boxes!.map((b) => b.object_id)).toEqual([1]);
+    model.receive({ type: "round_started", round: 1, frame: 0, start: 0, stop: 9 });
     model.receive({ type: "round_finished", round: 1, version: 1 });
     expect(view.prompts.count(0)).toBe(0);
   });
@@ -172,7 +172,7 @@ describe("paint tools", () => {
       header: { dtype: "uint8", shape: [60, 80], encoding: "zlib" } });
     expect(unzlibSync(new Uint8Array(sent[0]!.buffers![0]!))).toEqual(expected);
     expect(model.ofType("run")).toHaveLength(0);
-    model.receive({ type: "round_started", round: 2, frame: 0 });
+    model.receive({ type: "round_started", round: 2, frame: 0, start: 0, stop: 9 });
     model.receive({ type: "round_finished", round: 2, version: 2 });
     expect(view.paint.has(0)).toBe(false);
     await nextFrame();

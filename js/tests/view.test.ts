@@ -96,7 +96,7 @@ describe("AnnotatorView", () => {
     const ids = new Uint8Array(80 * 60);
     ids.fill(1, 0, 800);
     const header = { dtype: "uint8", shape: [60, 80], encoding: "zlib" };
-    model.receive({ type: "round_started", round: 1, frame: 0 });
+    model.receive({ type: "round_started", round: 1, frame: 0, start: 0, stop: 9 });
     model.set("status", "propagating");
     await nextFrame();
     expect(view.stats.interactiveDrawnAt).toBe(0); // drawn, but not yet with the round's mask
@@ -174,5 +174,68 @@ describe("playback and timeline", () => {
     pointer(view.ui.timeline, "pointermove", 8 + 400, 10);
     expect(view.frame).toBe(100 - 1);
     pointer(view.ui.timeline, "pointerup", 8 + 400, 10);
+  });
+});
+
+describe("propagation range and session steps", () => {
+  const timelineRect = (view: ReturnType<typeof setup>["view"]): void => {
+    vi.spyOn(view.ui.timeline, "getBoundingClientRect").mockReturnValue(
+      { left: 0, top: 0, width: 416, height: 34, right: 416, bottom: 34, x: 0, y: 0, toJSON: () => ({}) });
+  };
+  const drawStroke = (view: ReturnType<typeof setup>["view"]): void => {
+    pointer(view.ui.canvas, "pointerdown", 50, 50, { button: 0 });
+    pointer(view.ui.canvas, "pointerup", 50, 50);
+  };
+
+  it("Shift+drag on the timeline sets the range that Run sends, without moving the frame", () => {
+    const { model, view } = setup({ num_frames: 100 });
+    timelineRect(view);
+    pointer(view.ui.timeline, "pointerdown", 8 + 300, 10, { shiftKey: true });
+    pointer(view.ui.timeline, "pointermove", 8 + 100, 10, { shiftKey: true });
+    pointer(view.ui.timeline, "pointerup", 8 + 100, 10);
+    expect([model.traits.range_start, model.traits.range_stop]).toEqual([25, 75]);
+    expect(view.frame).toBe(0);
+    expect(view.ui.rangeLabel.textContent).toBe("frames 26-76");
+    view.setFrame(30);
+    drawStroke(view);
+    view.ui.direction.value = "forward";
+    view.ui.direction.dispatchEvent(new Event("change"));
+    view.ui.run.click();
+    expect(model.ofType("run")[0]!.propagation).toEqual({ start: 25, stop: 75, direction: "forward" });
+  });
+
+  it("'from here' / 'to here' set the ends, a frame outside the range is not sent, 'all frames' clears", () => {
+    const { model, view } = setup({ num_frames: 20 });
+    view.setFrame(12);
+    view.ui.rangeTo.click();
+    view.setFrame(4);
+    view.ui.rangeFrom.click();
+    expect([model.traits.range_start, model.traits.range_stop]).toEqual([4, 12]);
+    view.setFrame(15);
+    drawStroke(view);
+    view.ui.run.click();
+    expect(model.ofType("run")).toEqual([]);
+    expect(view.ui.hint.textContent).toContain("outside the propagation range 5-13");
+    view.ui.rangeClear.click();
+    expect([model.traits.range_start, model.traits.range_stop]).toEqual([-1, -1]);
+    view.ui.run.click();
+    const [run] = model.ofType("run");
+    expect(run!.frame).toBe(15);
+    expect("propagation" in run!).toBe(false); // the whole video, both ways: protocol default
+  });
+
+  it("undo sends the session's undo when it has a step, and deleting an object asks the kernel", () => {
+    const { model, view } = setup({ round_index: 1, mask_version: 1 });
+    expect(view.ui.undoRound.disabled).toBe(true);
+    model.set("can_undo", true);
+    expect(view.ui.undoRound.disabled).toBe(false);
+    view.ui.undoRound.click();
+    expect(model.ofType("undo")).toEqual([{ type: "undo" }]);
+    const remove = view.ui.objectList.querySelector<HTMLButtonElement>('[data-object-id="2"] .manet-remove')!;
+    remove.click();
+    expect(model.ofType("delete_object")).toEqual([{ type: "delete_object", object_id: 2 }]);
+    model.set("objects", [{ id: 1, name: "object 1", color: "#e6194b" }]);
+    expect([...view.ui.objectList.querySelectorAll<HTMLElement>(".manet-object")].map((r) => r.dataset.objectId))
+      .toEqual(["0", "1"]);
   });
 });

@@ -207,7 +207,9 @@ class NotebookPage:
         page.evaluate("""async () => {
             const w = window.jupyterapp.shell.currentWidget;
             await w.context.ready; await w.sessionContext.ready;
-            while (!w.sessionContext.session || !w.sessionContext.session.kernel) await new Promise(r => setTimeout(r, 100));
+            while (!w.sessionContext.session || !w.sessionContext.session.kernel) {
+              await new Promise((r) => w.sessionContext.kernelChanged.connect(r));
+            }
         }""")
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_selector(".manet-annotator", timeout=timeout)
@@ -278,7 +280,8 @@ class NotebookPage:
         return int(self.page.evaluate(f"""() => {{ const v = {VIEW}; const c = v.ui.canvas;
             const now = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const old = window[{name!r}];
             let n = 0; for (let i = 0; i < now.length; i += 4) {{
-              if (Math.abs(now[i] - old[i]) + Math.abs(now[i+1] - old[i+1]) + Math.abs(now[i+2] - old[i+2]) > 30) n++; }}
+              const d = Math.abs(now[i] - old[i]) + Math.abs(now[i+1] - old[i+1]) + Math.abs(now[i+2] - old[i+2]);
+              if (d > 30) n++; }}
             return n; }}"""))
 
 

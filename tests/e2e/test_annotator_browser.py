@@ -67,8 +67,7 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
     after_round = kernel_state(notebook)
     assert after_round["rounds"] == 1 and after_round["object_pixels"] > 0 and after_round["error"] == ""
     assert after_round["masks_md5"] == after_round["session_md5"]
-    notebook.wait("v.stats.draws > 0")
-    page.wait_for_timeout(200)
+    page_wait_draw(notebook)
     assert notebook.changed_pixels("beforeRound") > 500  # the mask overlay (and no stroke) now
     root = page.locator(".manet-annotator")
     root.screenshot(path=str(artifacts / "jupyterlab_after_round.png"))
@@ -85,7 +84,8 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
       v.onMessage = (msg, buffers) => {
         original.call(v, msg, buffers);
         if (msg.type === 'mask' && msg.pending && v.stats.pendingMaskTimes.length === 2) v.ui.cancel.click();
-        if (msg.type === 'round_cancelled' || msg.type === 'round_finished') { window.roundEnd = msg.type; v.onMessage = original; }
+        if (msg.type === 'round_cancelled' || msg.type === 'round_finished') {
+          window.roundEnd = msg.type; v.onMessage = original; }
       }; })()""")
     page.keyboard.press("Enter")
     page.wait_for_function("() => window.roundEnd !== null", timeout=120_000)
@@ -110,8 +110,8 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
     page.fill(".manet-path", str(target))
     page.get_by_role("button", name="Export the masks of the last round").click()
     notebook.wait("v.ui.hint.textContent.startsWith('saved')", timeout=60_000)
-    assert notebook.run_python(
-        f"import numpy as np; print(bool((np.load({str(target)!r})['masks'] == annotator.masks).all()))").strip() == "True"
+    saved = f"import numpy as np; print(bool((np.load({str(target)!r})['masks'] == annotator.masks).all()))"
+    assert notebook.run_python(saved).strip() == "True"
     page.select_option(".manet-export select", "png")
     page.fill(".manet-path", str(jupyter_server.root))
     page.get_by_role("button", name="Export the masks of the last round").click()
@@ -121,12 +121,15 @@ def test_round_and_cancel_in_jupyterlab(jupyter_server: Any, open_notebook: Any,
     page.get_by_role("button", name="Dismiss").click()
     notebook.wait("v.ui.errorBanner.hidden && v.get('error') === ''")
     notebook.view("v.set('map_overlay', 'global')")
-    notebook.wait("v.stats.draws > 0 && !!v.mapCacheSize()", timeout=30_000)
-    page.wait_for_timeout(300)
+    notebook.wait("!!v.mapCacheSize()", timeout=30_000)
+    page_wait_draw(notebook)
     root.screenshot(path=str(artifacts / "jupyterlab_global_map.png"))
     notebook.view("v.set('map_overlay', 'none')")
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-    page.wait_for_timeout(1500)
+    # JupyterLab marks the body once the dark theme's CSS is in; then one redraw picks up its colours.
+    page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'"
+                           " && document.body.dataset.jpThemeLight === 'false'", timeout=60_000)
+    page_wait_draw(notebook)
     root.screenshot(path=str(artifacts / "jupyterlab_dark_theme.png"))
     errors = [line for line in new_page.console_log if line.startswith("pageerror")]
     assert not errors, errors
@@ -247,12 +250,47 @@ def test_click_box_and_paint_rounds(jupyter_server: Any, open_notebook: Any, new
     assert result["object2"] > 1000
     assert not notebook.view("v.paint.has(10)")
     root.screenshot(path=str(artifacts / "tools_after_paint_round.png"))
+
+    # Delete object 2, which rounds 2 and 3 hold: its masks go; Undo brings them back.
+    with_both = kernel_state(notebook)
+    version = notebook.view("v.get('mask_version')")
+    new_page.locator('.manet-object[data-object-id="2"]').hover()  # the delete button shows on hover
+    new_page.get_by_role("button", name="Delete object 2").click()
+    notebook.wait(f"v.get('objects').length === 1 && v.get('mask_version') > {version} && v.get('status') === 'idle'")
+    assert notebook.run_python("print([o.id for o in annotator.session.objects], int((annotator.masks == 2).sum()))"
+                               ).split() == ["[1]", "0"]
+    new_page.get_by_role("button", name="Undo the last round or object deletion").click()
+    notebook.wait("v.get('objects').length === 2 && v.get('status') === 'idle'")
+    assert kernel_state(notebook)["masks_md5"] == with_both["masks_md5"]
+
+    # Round 4 on frame 13 over the range 12..15, set with Shift+drag on the timeline: frames outside keep their masks.
+    notebook.press(*["ArrowRight"] * 3, "d", "1")
+    notebook.wait("v.frame === 13 && v.hasFrame(13)")
+    timeline = new_page.locator(".manet-annotator canvas.manet-timeline")
+    timeline.scroll_into_view_if_needed()
+    box = timeline.bounding_box()
+    assert box is not None
+    x_of = notebook.view(f"[12, 15].map((t) => 8 + ((t + 0.5) / 20) * ({box['width']} - 16))")
+    new_page.keyboard.down("Shift")
+    new_page.mouse.move(box["x"] + x_of[0], box["y"] + box["height"] / 2)
+    new_page.mouse.down()
+    new_page.mouse.move(box["x"] + x_of[1], box["y"] + box["height"] / 2, steps=4)
+    new_page.mouse.up()
+    new_page.keyboard.up("Shift")
+    assert notebook.view("[v.get('range_start'), v.get('range_stop'), v.frame]") == [12, 15, 13]
+    outside = "import hashlib\nm = annotator.masks\nprint(hashlib.md5(m[:12].tobytes() + m[16:].tobytes()).hexdigest())"
+    before_range = notebook.run_python(outside)
+    notebook.scribble([(150.0, 60.0), (200.0, 80.0)])
+    notebook.press("Enter")
+    finish_round(notebook, 4)
+    assert notebook.view("v.stats.pendingMaskTimes.length") == 4  # frames 12..15 only
+    assert notebook.run_python(outside) == before_range
+    root.screenshot(path=str(artifacts / "tools_after_range_round.png"))
     errors = [line for line in new_page.console_log if line.startswith("pageerror")]
     assert not errors, errors
 
 
 def page_wait_draw(notebook: Any) -> None:
-    """Let the canvas redraw after the last change (one animation frame and a margin)."""
+    """Wait for a canvas draw after the last change (a draw counts once the canvas holds it)."""
     draws = notebook.view("(v.invalidate(), v.stats.draws)")
     notebook.wait(f"v.stats.draws > {draws}")
-    notebook.page.wait_for_timeout(100)
