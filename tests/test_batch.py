@@ -118,3 +118,13 @@ def test_engine_choice() -> None:
         choose_engine("auto", 0, None)
     with pytest.raises(ValueError, match="address"):
         choose_engine("processes", 2, "tcp://scheduler:8786")
+
+
+@pytest.mark.slow
+def test_local_processes_without_dask_report_failures_the_same_way() -> None:
+    events: list[TaskEvent] = []
+    outcome = run_tasks(_double_unless_negative, {"a": (1,), "b": (-1,)}, workers=2, engine="processes",
+                        on_event=events.append)
+    assert outcome.results == {"a": 2}
+    assert [failure.key for failure in outcome.failures] == ["b"] and "negative -1" in outcome.failures[0].error
+    assert sorted(event.key for event in events) == ["a", "b"] and max(event.done for event in events) == 2
