@@ -46,6 +46,13 @@ export class RoundClient {
   private source: RoundSource = "prompts";
   /** Frames the running round recomputes (null: no round runs). */
   range: { start: number; stop: number } | null = null;
+  /**
+   * The latency clock: the round's interactive frame until a draw shows its mask (-1: stopped),
+   * and whether that mask has arrived. A round can finish before the next animation frame, so
+   * the first draw after its mask arrived counts even when the round is over by then.
+   */
+  private latencyFrame = -1;
+  private latencyMaskIn = false;
 
   constructor(private readonly host: RoundHost) {}
 
@@ -76,6 +83,8 @@ export class RoundClient {
   started(message: RoundStarted): void {
     this.requested = false;
     this.range = { start: message.start, stop: message.stop };
+    this.latencyFrame = message.frame;
+    this.latencyMaskIn = false;
     this.masks.startRound(message.frame);
     this.stats.pendingMaskTimes = [];
     this.stats.decodeMs = [];
@@ -86,6 +95,7 @@ export class RoundClient {
   /** Store a received mask; false when it is outdated (another version, or no round runs). */
   receiveMask(index: number, version: number, pending: boolean, ids: Ids, decodeStarted: number): boolean {
     if (!this.masks.accept(index, version, pending, ids)) return false;
+    if (pending && index === this.latencyFrame) this.latencyMaskIn = true;
     if (pending) {
       const now = performance.now();
       this.stats.pendingMaskTimes.push(now);
@@ -104,6 +114,7 @@ export class RoundClient {
   }
 
   cancelled(): void {
+    this.latencyFrame = -1;
     this.masks.cancelRound();
     this.range = null;
     this.host.changed();
@@ -120,9 +131,9 @@ export class RoundClient {
   drawn(frame: number, ms: number): void {
     this.stats.draws += 1;
     if (this.masks.running) this.stats.drawMs.push(ms);
-    if (frame === this.masks.runningFrame && this.masks.hasPending(frame) && this.stats.interactiveDrawnAt === 0 &&
-        this.stats.runSentAt > 0) {
+    if (frame === this.latencyFrame && this.latencyMaskIn && this.stats.runSentAt > 0) {
       this.stats.interactiveDrawnAt = performance.now();
+      this.latencyFrame = -1;
     }
   }
 }

@@ -106,4 +106,19 @@ describe("RoundClient driven by kernel messages", () => {
     expect(rounds.stats.draws).toBe(2);
     expect(rounds.stats.drawMs).toEqual([2, 3]);
   });
+
+  it("counts the first draw after the round's mask arrived, even when the round finished before it", () => {
+    const { rounds, receive } = harness();
+    rounds.send(RUN, [], "prompts");
+    receive({ type: "round_started", round: 1, frame: 0, start: 0, stop: 1 });
+    receive({ type: "mask", index: 0, version: 0, pending: true, header }, [zlibSync(ids)]);
+    receive({ type: "round_finished", round: 1, version: 1 });
+    rounds.drawn(1, 1); // another frame: not the latency
+    expect(rounds.stats.interactiveDrawnAt).toBe(0);
+    rounds.drawn(0, 1);
+    const first = rounds.stats.interactiveDrawnAt;
+    expect(first).toBeGreaterThanOrEqual(rounds.stats.runSentAt);
+    rounds.drawn(0, 1);
+    expect(rounds.stats.interactiveDrawnAt).toBe(first); // later draws do not move it
+  });
 });
