@@ -31,7 +31,7 @@ from manet.inference.session import Session
 from manet_widget import protocol
 from manet_widget.exporting import run_export
 from manet_widget.frame_cache import JpegCache
-from manet_widget.jobs import CANCELLING, EXPORTING, IDLE, PREPARING, PROPAGATING, RUNNING, SAVING, Worker
+from manet_widget.jobs import CANCELLING, EXPORTING, IDLE, PREPARING, PROPAGATING, QUEUEABLE, RUNNING, SAVING, Worker
 from manet_widget.round_job import RoundJob
 from manet_widget.session_view import map_reply, object_list, round_state
 
@@ -81,6 +81,8 @@ class AnnotatorController:
         self._frames = JpegCache(int(frame_cache_mb * 2**20))
         self._worker = Worker(self._state_lock, lambda status: self._update(status=status), self.report_error)
         self._version = 0
+        # Objects edited while a round or an export ran: saved when that job ends.
+        self._unsaved = False
         if not session.objects:
             session.add_object()
         self._committed: np.ndarray | None = np.array(session.masks) if session.rounds else None
@@ -209,12 +211,30 @@ class AnnotatorController:
         self._after_rounds_changed()
         self._start_autosave()
 
+    def adopt_names(self, entries: Sequence[tuple[int, str]]) -> None:
+        """Give the session's objects the ``(id, name)`` entries' names, adding missing ids (names
+        an older annotator kept beside its save, see :func:`manet_widget.autosave.saved_objects`)."""
+        with self.session_lock:
+            known = {item.id: item.name for item in self.session.objects}
+            for object_id, name in entries:
+                if object_id not in known:
+                    self.session.add_object(name, object_id=object_id)
+                elif known[object_id] != name:
+                    self.session.rename_object(object_id, name)
+            objects = object_list(self.session)
+        self._update(objects=objects)
+
     def _after_objects_changed(self) -> None:
         with self.session_lock:
             objects = object_list(self.session)
         self._update(objects=objects)
-        if not self.busy:  # a running round saves the session (names included) when it ends
-            self._start_autosave()
+        if self.autosave is None:
+            return
+        with self._state_lock:
+            if self.busy and self._worker.kind not in QUEUEABLE:
+                self._unsaved = True  # the running job saves when it ends
+                return
+        self._start_autosave()
 
     # ------------------------------------------------------------------ verbs
     def start_round(self, prompts: Sequence[Scribble | Box], frame: int,
@@ -336,10 +356,16 @@ class AnnotatorController:
         if self.autosave is not None:
             self._start_job(SAVING, self._save_now)
 
+    def save_unsaved(self) -> None:
+        """From the end of a worker job: save object edits made while it ran."""
+        if self._unsaved:
+            self._save_now()
+
     def _save_now(self) -> None:
         """Autosave on the worker thread; a failure reaches the error banner, the session stays."""
         if self.autosave is None:
             return
+        self._unsaved = False
         self._worker.switch(SAVING)
         self._update(autosave_state="saving")
         try:
@@ -353,5 +379,8 @@ class AnnotatorController:
     def _export_job(self, export_format: protocol.wire.ExportFormat, path: str, masks: np.ndarray) -> None:
         with self.session_lock:
             names = {item.id: item.name for item in self.session.objects}
-        target = run_export(export_format, masks, path, self.session.video, names, progress=self.progress)
-        self._send(protocol.Exported(export_format, str(target)))
+        try:
+            target = run_export(export_format, masks, path, self.session.video, names, progress=self.progress)
+            self._send(protocol.Exported(export_format, str(target)))
+        finally:
+            self.save_unsaved()

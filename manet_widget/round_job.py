@@ -71,9 +71,11 @@ class RoundJob:
         except PropagationCancelled:
             self._discard_pending()
             c.send(protocol.RoundCancelled(number))
+            c.save_unsaved()
             return
         except BaseException:
             self._discard_pending()
+            c.save_unsaved()
             raise
         c.round_committed(number)
 

@@ -116,6 +116,9 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
             for name, value in self._controller.initial_state().items():
                 setattr(self, name, value)
             self.brush_radius = float(max(2.0, round(min(session.height, session.width) / 60)))
+        if autosave is not None and autosaving.holds_session(autosave):
+            # Folders saved by older annotators keep object names beside the session.
+            self._controller.adopt_names(autosaving.saved_objects(autosave))
         self.on_msg(self._on_custom_message)
         if prepare:
             self._controller.start_prepare()

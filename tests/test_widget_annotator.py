@@ -4,6 +4,7 @@ messages sent to the front end, the Python API and the import direction."""
 from __future__ import annotations
 
 import gc
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,19 @@ def test_python_api_propagation_range_object_deletion_and_undo(annotator: Annota
     np.testing.assert_array_equal(annotator.masks, with_both)
     with pytest.raises(manet.FrameIndexError, match="outside the propagation range"):
         annotator.run([Scribble(1, np.array([[15.0, 20.0]]), 3.0)], frame=0, start=2, stop=4)
+
+
+def test_names_an_older_annotator_kept_beside_its_save_are_adopted(tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "frames", tiny_video())
+    folder = tmp_path / "autosave"
+    first = Annotator.from_video(frames, model=tiny_model(), autosave=folder, prepare=False)
+    first.run([Scribble(1, np.array([[12.0, 20.0], [28.0, 28.0]]), 3.0)], frame=1)
+    assert first.autosave_state == "saved"
+    del first
+    gc.collect()
+    # The side file older annotators wrote (before sessions held their objects' names).
+    side = {"objects": [{"id": 1, "name": "ball"}, {"id": 4, "name": "net"}]}
+    (folder / "annotator.json").write_text(json.dumps(side), encoding="utf-8")
+    second = Annotator.from_video(frames, model=tiny_model(), autosave=folder, prepare=False)
+    assert [(o["id"], o["name"]) for o in second.objects] == [(1, "ball"), (4, "net")]
+    assert [(o.id, o.name) for o in second.session.objects] == [(1, "ball"), (4, "net")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,3 +145,20 @@ def test_direction_limits_the_round_to_one_side(direction: str, expected: list[i
     assert controller.wait(30) and recorder.state["error"] == ""
     assert recorder.pending_indices() == expected
     assert recorder.state["progress"] == {"done": len(expected), "total": len(expected)}
+
+
+def test_an_object_renamed_during_a_round_is_saved_even_when_the_round_is_cancelled(tmp_path: Path) -> None:
+    _session, recorder, controller, saver = make_saving(tmp_path)
+
+    def rename_then_cancel(content: dict[str, Any]) -> None:
+        # Messages handled between two frames of the round, as the kernel's main thread would.
+        if content["type"] == "mask" and content["pending"] and recorder.on_message is not None:
+            recorder.on_message = None
+            controller.handle_message({"type": "rename_object", "object_id": 1, "name": "dog"}, [])
+            assert recorder.state["objects"][0]["name"] == "dog" and saver.saves == []  # never mid-round
+            controller.handle_message({"type": "cancel"}, [])
+
+    recorder.on_message = rename_then_cancel
+    controller.handle_message(*encode_run(0, STROKE))
+    assert controller.wait(30) and recorder.of_type("round_cancelled") and recorder.state["error"] == ""
+    assert saver.saves == [(0, ["dog"])]

@@ -55,9 +55,13 @@ class Recorder:
         self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
         self.state: dict[str, Any] = {}
         self.updates: list[dict[str, Any]] = []
+        # Called with each message as it is sent (on the sending thread, between two frames of a round).
+        self.on_message: Callable[[dict[str, Any]], None] | None = None
 
     def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         self.messages.append((content, buffers))
+        if self.on_message is not None:
+            self.on_message(content)
 
     def update_state(self, values: Mapping[str, Any]) -> None:
         self.updates.append(dict(values))
