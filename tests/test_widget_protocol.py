@@ -7,9 +7,11 @@ import json
 import zlib
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from protocol_encoders import encode_apply_mask, encode_run
+from widget_session import check_message
 
 from manet.errors import ScribbleError
 from manet.inference.scribbles import Box, Scribble
@@ -278,3 +280,16 @@ def test_the_widget_publishes_the_protocol_version() -> None:
     from manet_widget.widget import Annotator
 
     assert Annotator.protocol_version.default_value == protocol.PROTOCOL_VERSION
+
+
+def test_messages_the_front_end_sends_match_the_schema() -> None:
+    """What js/protocol.ts builds (the golden file, and the same shapes from the test encoders)."""
+    golden = json.loads(GOLDEN.read_text())
+    check_message("requests", golden["content"])
+    check_message("requests", golden["apply_mask"]["content"])
+    stroke = [Scribble(1, np.array([[1.0, 2.0]]), None)]
+    check_message("requests", encode_run(0, stroke, [protocol.Click(2, 1.0, 1.0, None)], [Box(1, 0, 0, 4, 4)],
+                                         propagation={"start": 0, "stop": 3, "direction": "forward"})[0])
+    with pytest.raises(jsonschema.ValidationError, match="sideways"):
+        sideways = {"start": 0, "stop": 3, "direction": "sideways"}
+        check_message("requests", encode_run(0, stroke, propagation=sideways)[0])

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import jsonschema
 import numpy as np
 import torch
 from synthetic_video import moving_square_video
@@ -21,6 +22,9 @@ import manet
 from manet.inference.scribbles import Scribble
 from manet_widget import protocol
 from manet_widget.controller import AnnotatorController, Autosave
+from manet_widget.protocol.schema import message_schema
+
+SCHEMA = message_schema()
 
 FRAMES, HEIGHT, WIDTH = 6, 48, 64
 
@@ -48,8 +52,16 @@ class HeldSession(manet.Session):
             inner.close()  # type: ignore[attr-defined]
 
 
+def check_message(direction: str, content: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``content`` is a valid ``direction`` ("requests"
+    or "replies") message of the protocol schema - what js/protocol.ts accepts."""
+    schema = SCHEMA[direction].get(content.get("type"))
+    assert schema is not None, f"{content.get('type')!r} is not a {direction[:-1]} type of the protocol"
+    jsonschema.Draft202012Validator({"$defs": SCHEMA["$defs"], **schema}).validate(content)
+
+
 class Recorder:
-    """A front end that records what the controller sends."""
+    """A front end that records what the controller sends; every message must match the schema."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
@@ -59,6 +71,7 @@ class Recorder:
         self.on_message: Callable[[dict[str, Any]], None] | None = None
 
     def send_message(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        check_message("replies", content)
         self.messages.append((content, buffers))
         if self.on_message is not None:
             self.on_message(content)
