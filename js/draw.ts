@@ -15,8 +15,9 @@ export function drawView(v: AnnotatorView, cssWidth: number, cssHeight: number):
   const shown = shownIds(v);
   const heat = currentHeat(v);
   const frame = v.frames.get(v.frame) ?? null;
+  const preview = v.gesture?.preview?.() ?? {};
   const strokes = [...v.prompts.get(v.frame)];
-  if (v.builder !== null) strokes.push(v.builder.stroke());
+  if (preview.stroke !== undefined) strokes.push(preview.stroke);
   drawScene(ctx, v.view, globalThis.devicePixelRatio || 1, cssWidth, cssHeight, {
     frame,
     heat: heat.layer,
@@ -25,7 +26,7 @@ export function drawView(v: AnnotatorView, cssWidth: number, cssHeight: number):
       heat.layer !== null ? "outline" : v.get("overlay_mode"), v.get("overlay_opacity")),
     strokes,
     boxes: v.prompts.boxes(v.frame),
-    boxDraft: v.boxDraft,
+    boxDraft: preview.box ?? null,
     colorOf: (id) => v.colorOf(id),
     cursor: cursorShape(v),
     background: v.themeColor("--jp-layout-color2", "#2b2b2b"),

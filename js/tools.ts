@@ -12,13 +12,20 @@
  *   button does the opposite.
  */
 import type { PaintMode } from "./paint";
-import type { BoxPrompt } from "./protocol";
+import type { BoxPrompt, Stroke } from "./protocol";
 import { StrokeBuilder } from "./strokes";
 import type { AnnotatorView } from "./view";
+
+/** What a gesture in progress shows before it ends: the stroke being drawn, the box being dragged. */
+export interface Preview {
+  stroke?: Stroke;
+  box?: BoxPrompt;
+}
 
 export interface Gesture {
   move(x: number, y: number, pressureFactor: number): void;
   end(commit: boolean): void;
+  preview?(): Preview;
 }
 
 export interface Press {
@@ -47,14 +54,13 @@ function strokeGesture(v: AnnotatorView, objectId: number, x: number, y: number,
   const spacing = Math.max(0.5, 1.5 / v.view.scale);
   const builder = new StrokeBuilder(objectId, v.get("brush_radius"), v.get("width"), v.get("height"), spacing);
   builder.add(x, y, pressure);
-  v.builder = builder;
   return {
     move: (mx, my, p) => { builder.add(mx, my, p); },
     end: (commit) => {
       if (commit && builder.pointCount > 0) v.prompts.add(frame, builder.stroke());
-      v.builder = null;
       v.afterPromptsChanged();
     },
+    preview: () => ({ stroke: builder.stroke() }),
   };
 }
 
@@ -88,13 +94,12 @@ function boxGesture(v: AnnotatorView, objectId: number, x: number, y: number): G
   }
   const frame = v.frame;
   const [width, height] = [v.get("width"), v.get("height")];
-  v.boxDraft = boxFrom(objectId, x, y, x, y, width, height);
+  let box = boxFrom(objectId, x, y, x, y, width, height);
   return {
-    move: (mx, my) => { v.boxDraft = boxFrom(objectId, x, y, mx, my, width, height); },
+    move: (mx, my) => { box = boxFrom(objectId, x, y, mx, my, width, height); },
+    preview: () => ({ box }),
     end: (commit) => {
-      const box = v.boxDraft;
-      v.boxDraft = null;
-      if (commit && box !== null) {
+      if (commit) {
         if (box.x1 - box.x0 >= MIN_BOX_SIZE && box.y1 - box.y0 >= MIN_BOX_SIZE) v.prompts.setBox(frame, box);
         else v.flash("drag to draw a box around the object");
       }

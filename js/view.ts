@@ -17,10 +17,9 @@ import { PaintStore } from "./paint";
 import { Player } from "./player";
 import { PromptStore } from "./prompts";
 import { propagationFor, withEnd, type RangeTraits } from "./range";
-import { encodeApplyMask, encodeRun, type BoxPrompt, type OutgoingMessage, type PropagationRange } from "./protocol";
+import { encodeApplyMask, encodeRun, type OutgoingMessage, type PropagationRange } from "./protocol";
 import { RoundClient, type Stats } from "./rounds";
 import { DrawScheduler } from "./scheduler";
-import type { StrokeBuilder } from "./strokes";
 import type { Gesture } from "./tools";
 import type { Traits } from "./traits";
 import { Viewport } from "./viewport";
@@ -44,10 +43,8 @@ export class AnnotatorView implements MessageTarget {
   readonly rounds: RoundClient;
   private readonly scheduler: DrawScheduler;
   frame = 0;
+  /** The pointer gesture in progress (its preview is drawn) and the pointer's image position; input.ts sets both. */
   gesture: Gesture | null = null;
-  /** Previews of the gesture in progress: a stroke being drawn, a box being dragged. */
-  builder: StrokeBuilder | null = null;
-  boxDraft: BoxPrompt | null = null;
   cursor: { x: number; y: number } | null = null;
   private hintTimer: ReturnType<typeof setTimeout> | null = null;
   private cssWidth = 1;
@@ -321,8 +318,6 @@ export class AnnotatorView implements MessageTarget {
     const gesture = this.gesture;
     this.gesture = null;
     gesture?.end(false);
-    this.builder = null;
-    this.boxDraft = null;
   }
 
   /** The mask shown on `frame` without painting (null: all background; undefined: not loaded yet). */

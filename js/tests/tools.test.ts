@@ -71,7 +71,7 @@ describe("box tool", () => {
     const { model, view } = zoomed();
     pointer(view.ui.canvas, "pointerdown", 300, 200, { button: 0, shiftKey: true });
     pointer(view.ui.canvas, "pointermove", 200, 150, { buttons: 1, shiftKey: true });
-    expect(view.boxDraft).not.toBeNull();
+    expect(view.gesture?.preview?.().box).toBeDefined(); // drawn while dragging
     pointer(view.ui.canvas, "pointermove", 120, 90, { buttons: 1, shiftKey: true });
     pointer(view.ui.canvas, "pointerup", 120, 90, { shiftKey: true });
     const [a, b] = [view.view.toImage(300, 200), view.view.toImage(120, 90)];
@@ -81,7 +81,7 @@ describe("box tool", () => {
     expect(box!.y0).toBeCloseTo(b[1], 6);
     expect(box!.x1).toBeCloseTo(a[0], 6);
     expect(box!.y1).toBeCloseTo(a[1], 6);
-    expect(view.boxDraft).toBeNull();
+    expect(view.gesture).toBeNull();
     expect(view.prompts.get(0)).toHaveLength(0); // Shift+drag drew no stroke
 
     key(view.ui.root, "r");
