@@ -44,11 +44,13 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     pixels), boxes (one per object and round) - or a painted mask of the frame, applied as is.
 
     Args:
-        session: a ``manet.Session`` holding the video and the model.
+        session: a ``manet.Session`` holding the video and the model. The widget lists the
+            session's objects (``session.objects``: ids, names, colours); renaming, adding and
+            deleting them (masks included; Undo brings a deleted object back) go to the session.
         prepare: compute all frame embeddings in the background right away, so the first
             round starts fast.
         jpeg_quality: quality of the frames sent to the browser.
-        autosave: a folder to save the session to after every round, undo and reset (on the
+        autosave: a folder to save the session to after every round, undo, reset and object edit (on the
             worker thread); ``None`` saves nothing. To resume after a kernel restart, open the
             video with ``Annotator.from_video(video, autosave=folder)``. A folder holding another
             video's save, or saved rounds while ``session`` has none, is refused.
@@ -60,7 +62,8 @@ class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
     ``[``/``]`` brush size, Ctrl+Z / Ctrl+Shift+Z undo and redo, ``c`` clears the frame's prompts,
     ``f`` fits the view, ``m`` cycles the matching-map overlay, ``o`` toggles fill/outline, ``s``
     jumps to the suggested frame, ``?`` lists them all. Wheel zooms; Space+drag or the middle
-    button pans.
+    button pans. Shift+drag on the timeline (or "from here" / "to here") sets the propagation
+    range: the next round recomputes only those frames, in the chosen direction.
     """
 
     _esm = _asset("widget.js", _MISSING_BUNDLE)
