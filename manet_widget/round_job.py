@@ -3,35 +3,54 @@ frame over the round's range, then commit - or drop the pending round on cancel 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import numpy as np
 
 from manet.errors import FrameIndexError, PropagationCancelled
+from manet.inference.session import Session
 from manet_widget import protocol
-from manet_widget.jobs import CANCELLING, PROPAGATING
-
-if TYPE_CHECKING:
-    from manet_widget.controller import AnnotatorController
+from manet_widget.jobs import CANCELLING, PROPAGATING, Worker
 
 PROGRESS_INTERVAL = 0.05  # seconds between progress updates: the bar moves, the comm is not flooded
+
+
+class RoundHost(Protocol):
+    """What a round job needs from the controller that runs it."""
+
+    session: Session
+    session_lock: threading.RLock
+
+    @property
+    def worker(self) -> Worker: ...
+
+    def send(self, reply: protocol.Reply) -> None: ...
+
+    def send_pending_mask(self, index: int, mask: np.ndarray) -> None: ...
+
+    def progress(self, done: int, total: int) -> None: ...
+
+    def round_committed(self, number: int) -> None: ...
+
+    def save_unsaved(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class RoundJob:
     """A round on ``frame`` that recomputes frames ``start``..``stop`` going ``direction``."""
 
-    controller: AnnotatorController
+    controller: RoundHost
     frame: int
     start: int
     stop: int
     direction: protocol.wire.Direction
 
     @classmethod
-    def checked(cls, controller: AnnotatorController, frame: int, propagation: protocol.Propagation) -> RoundJob:
+    def checked(cls, controller: RoundHost, frame: int, propagation: protocol.Propagation) -> RoundJob:
         """The job of a round on ``frame`` over ``propagation``'s range (``None`` bounds: the video's).
 
         Raises:

@@ -207,3 +207,11 @@ def test_names_an_older_annotator_kept_beside_its_save_are_adopted(tmp_path: Pat
     second = Annotator.from_video(frames, model=tiny_model(), autosave=folder, prepare=False)
     assert [(o["id"], o["name"]) for o in second.objects] == [(1, "ball"), (4, "net")]
     assert [(o.id, o.name) for o in second.session.objects] == [(1, "ball"), (4, "net")]
+
+
+def test_the_widget_package_has_no_import_cycle() -> None:
+    import test_import_cycles as walk  # the same import walk as for manet (TYPE_CHECKING imports count)
+
+    graph = walk.import_graph(walk.ROOT, "manet_widget")
+    assert "manet_widget.round_job" in graph and "manet_widget.protocol.schema" in graph
+    assert walk.circles(graph) == []
