@@ -1,7 +1,8 @@
 """Propagation quality alone: give frame 0's ground-truth mask as a full annotation, propagate
 once, and print mean J over the remaining frames per sequence (no interaction head involved).
 
-    python benchmarks/propagation_from_mask.py DAVIS_DIR --sequences-file splits/dev.txt [--weights PATH | --matching-baseline]
+    python benchmarks/propagation_from_mask.py DAVIS_DIR --sequences-file splits/dev.txt \
+        [--weights PATH | --matching-baseline]
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def main() -> int:
         later = float(np.mean(totals[1:])) if len(totals) > 1 else float("nan")
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"encoder: {encoder_ms:.1f} ms per frame (round 1 only)")
-        print(f"round 1: {totals[0]:.2f} s; later rounds: {later:.2f} s mean; ratio later/first = {later / totals[0]:.3f}")
+        print(f"round 1: {totals[0]:.2f} s; later rounds: {later:.2f} s mean; "
+              f"ratio later/first = {later / totals[0]:.3f}")
         print(f"all {args.rounds} rounds: {sum(totals):.2f} s; interact (interactive frame's mask): "
               f"first {interact_ms[0]:.0f} ms, later mean {np.mean(interact_ms[1:]):.0f} ms")
         print(f"kept for later rounds (stems, neighbour distances): {session.reuse.used_bytes / 2**20:.0f} MB")
@@ -110,7 +111,8 @@ def main() -> int:
         x, y = width * 0.4, height * 0.4
         started = time.perf_counter()
         fresh.interact([stroke(1, x, y, x + width * 0.1, y + height * 0.1)], frame=frames // 2)
-        print(f"round-1 interact after prepare() (the annotator's flow): {(time.perf_counter() - started) * 1000:.0f} ms")
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        print(f"round-1 interact after prepare() (the annotator's flow): {elapsed_ms:.0f} ms")
         print(f"peak resident memory: {peak_mb:.0f} MB")
     return 0
 

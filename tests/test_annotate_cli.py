@@ -101,7 +101,8 @@ def test_corrupt_video_is_an_error_and_no_notebook_is_written(launcher: Recorder
     assert launcher.commands == [] and sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
 
 
-def test_missing_notebook_dir_is_an_error(launcher: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_notebook_dir_is_an_error(launcher: Recorder, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     video = write_video(tmp_path / "clip.avi")
     assert manet_main(["annotate", str(video), "--notebook-dir", str(tmp_path / "absent"), "--no-browser"]) == 2
     assert "--notebook-dir" in capsys.readouterr().err
