@@ -9,9 +9,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import pytest
 import torch
+from davis_data import DAVIS_240P_VARIABLE, DAVIS_480P_VARIABLE, davis_240p_root, davis_480p_root
 from synthetic_video import moving_square_video
 
 import manet
+
+
+def pytest_report_header() -> list[str]:
+    """Say where the optional DAVIS data was looked for, so skipped DAVIS tests are no surprise."""
+    lines = []
+    for variable, root in ((DAVIS_240P_VARIABLE, davis_240p_root()), (DAVIS_480P_VARIABLE, davis_480p_root())):
+        found = "found" if (root / "JPEGImages").is_dir() else "not found: its tests skip"
+        lines.append(f"DAVIS data ({variable}): {root} ({found})")
+    return lines
 
 
 @pytest.fixture(autouse=True)
