@@ -299,3 +299,31 @@ def test_autosave_after_a_rename_writes_the_manifest_alone(tmp_path, tiny_model,
     two_rounds.delete_object(2)
     saver.save()
     assert_sessions_equal(two_rounds, load_session(tmp_path / "auto", tiny_model, clip))
+
+
+def _edit_manifest_config(folder: Path, edit) -> None:
+    import json
+
+    path = Path(folder) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest["model"]["config"])
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_save_from_an_earlier_version_of_the_config_still_loads(tmp_path, tiny_model, two_rounds) -> None:
+    two_rounds.save(tmp_path / "s")
+    # Earlier versions wrote the skip as a flag and had no bound field: the same architecture.
+    _edit_manifest_config(tmp_path / "s", lambda config: (config.update(matching_skip=False),
+                                                          config.pop("propagation_bound")))
+    assert tiny_model.config.matching_skip == "none" and tiny_model.config.propagation_bound is None
+    assert np.array_equal(load_session(tmp_path / "s", tiny_model, two_rounds.video).masks, two_rounds.masks)
+
+
+def test_a_save_of_another_architecture_is_refused_naming_the_difference(tmp_path, tiny_model, two_rounds) -> None:
+    two_rounds.save(tmp_path / "s")
+    _edit_manifest_config(tmp_path / "s", lambda config: config.update(head_width=16))
+    with pytest.raises(manet.SessionFileError, match=r"another model architecture.*head_width"):
+        load_session(tmp_path / "s", tiny_model, two_rounds.video)
+    _edit_manifest_config(tmp_path / "s", lambda config: config.update(no_such_field=1))
+    with pytest.raises(manet.SessionFileError, match="cannot be read"):
+        load_session(tmp_path / "s", tiny_model, two_rounds.video)

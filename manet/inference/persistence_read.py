@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from manet.config import SessionConfig
+from manet.config import ModelConfig, SessionConfig
 from manet.errors import FrameIndexError, ManetError, ScribbleError, SessionFileError, SessionStateError
 from manet.inference.device import working_size_for
 from manet.inference.memory import GlobalMemory, LocalRound
@@ -173,10 +173,16 @@ def _objects(manifest: dict[str, Any]) -> ObjectRegistry:
 
 
 def _check_model(saved: dict[str, Any], model: MANet) -> None:
-    current = json.loads(json.dumps(model.config.to_dict()))
-    if saved["config"] != current:
-        differences = sorted(key for key in set(saved["config"]) | set(current)
-                             if saved["config"].get(key) != current.get(key))
+    # Compare as configs, not raw dicts: configs saved by earlier versions (older encoder names,
+    # fields added since with their defaults) still describe the same architecture.
+    try:
+        saved_config = ModelConfig.from_dict(saved["config"])
+    except (TypeError, ValueError) as error:
+        raise SessionFileError(f"the session's model config cannot be read ({error}); the save is damaged "
+                               "or from a newer version of manet") from error
+    if saved_config != model.config:
+        ours, theirs = model.config.to_dict(), saved_config.to_dict()
+        differences = sorted(key for key in ours if ours[key] != theirs[key])
         raise SessionFileError(f"the session was saved with another model architecture (differs in "
                                f"{differences}); load it with ModelConfig.from_dict({saved['config']!r})")
     if saved["sha256"] != model_digest(model):
