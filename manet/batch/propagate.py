@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -31,8 +32,12 @@ from manet.config import SessionConfig
 from manet.errors import VideoError
 from manet.io.video import IMAGE_EXTENSIONS, natural_sort_key
 
+if TYPE_CHECKING:
+    from manet.eval.evaluate import ModelSpec
+    from manet.model.network import MANet
+
 FRAMES = "JPEGImages"
-_MODELS: dict[str, object] = {}  # per worker process: the model each spec built, reused by later tasks
+_MODELS: dict[str, MANet] = {}  # per worker process: the model each spec built, reused by later tasks
 
 
 @dataclass(frozen=True)
@@ -110,13 +115,13 @@ def is_complete(task: VideoTask) -> bool:
     return task.out.is_dir() and all((task.out / f"{stem}.png").is_file() for stem in task.stems)
 
 
-def propagate_video(model: object, task: VideoTask, config: SessionConfig | None = None) -> VideoResult:
+def propagate_video(model: MANet, task: VideoTask, config: SessionConfig | None = None) -> VideoResult:
     """Segment every frame of ``task`` from its given masks and write them (see the module doc)."""
     from manet.inference.session import Session
     from manet.io.davis import read_mask
 
     started = time.perf_counter()
-    session = Session(model, task.frames[0].parent, config)  # type: ignore[arg-type]
+    session = Session(model, task.frames[0].parent, config)
     if session.num_frames != len(task.frames):
         raise VideoError(f"video {task.name!r}: {session.num_frames} frames decoded, {len(task.frames)} listed")
     index = {stem: position for position, stem in enumerate(task.stems)}
@@ -166,10 +171,10 @@ def write_masks(masks: np.ndarray, task: VideoTask, palette: bytes) -> Path:
     return target
 
 
-def propagate_task(spec: object, task: VideoTask, config: SessionConfig | None) -> VideoResult:
+def propagate_task(spec: ModelSpec, task: VideoTask, config: SessionConfig | None) -> VideoResult:
     """:func:`propagate_video` with the model a :class:`~manet.eval.evaluate.ModelSpec` builds,
     built once per worker process (a task function for :func:`manet.batch.runner.run_tasks`)."""
     key = repr(spec)
     if key not in _MODELS:
-        _MODELS[key] = spec.build()  # type: ignore[attr-defined]
+        _MODELS[key] = spec.build()
     return propagate_video(_MODELS[key], task, config)
