@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,7 +80,14 @@ class AnnotatorController:
         self.session_lock = threading.RLock()
         self._state_lock = threading.RLock()
         self._frames = JpegCache(int(frame_cache_mb * 2**20))
-        self._worker = Worker(self._state_lock, lambda status: self._update(status=status), self.report_error)
+        self._worker = Worker(self._state_lock, lambda status: self._update(status=status), self.report_error,
+                              self._resume_prepare)
+        self._prepare_unfinished = False  # the warm-up stopped for another job and resumes when idle
+        # What the widget spends around the model: the last round's timing, the last autosave's
+        # seconds, and the frames (JPEG) encoded for the browser (count, seconds).
+        self.last_round: RoundJob | None = None
+        self.last_autosave_seconds = 0.0
+        self.frames_encoded, self.frame_encoding_seconds = 0, 0.0
         self._version = 0
         # Objects edited while a round or an export ran: saved when that job ends.
         self._unsaved = False
@@ -160,8 +168,11 @@ class AnnotatorController:
     def _on_request_frame(self, request: protocol.RequestFrame) -> None:
         item = self._frames.get(request.index)
         if item is None:
+            started = time.perf_counter()
             item = protocol.encode_frame(np.asarray(self.session.frame(request.index)), self.jpeg_quality)
             self._frames.put(request.index, item)
+            self.frames_encoded += 1
+            self.frame_encoding_seconds += time.perf_counter() - started
         header, data = item
         self._send(protocol.FrameReply(request.index, header), [data])
 
@@ -250,6 +261,7 @@ class AnnotatorController:
         given: list[Scribble | Box] = [*annotation.scribbles, *annotation.boxes]
         job = RoundJob.checked(self, annotation.frame, propagation)
         self._start_job(RUNNING, lambda: job.run(lambda: self.session.interact(given, frame=annotation.frame)))
+        self.last_round = job
 
     def start_mask_round(self, mask: np.ndarray, frame: int,
                          propagation: protocol.Propagation = protocol.WHOLE_VIDEO) -> None:
@@ -263,6 +275,7 @@ class AnnotatorController:
         ids = annotation.mask
         job = RoundJob.checked(self, annotation.frame, propagation)
         self._start_job(RUNNING, lambda: job.run(lambda: self.session.interact_mask(ids, annotation.frame)))
+        self.last_round = job
 
     def cancel(self) -> None:
         """Ask the running propagation to stop after the current frame (no-op when idle)."""
@@ -295,8 +308,23 @@ class AnnotatorController:
         self._start_job(EXPORTING, lambda: self._export_job(export_format, path, masks))
 
     def start_prepare(self) -> None:
-        """Compute every frame's embedding in the background so the first round starts fast."""
-        self._start_job(PREPARING, lambda: self.session.prepare(progress=self.progress))
+        """Compute every frame's embedding in the background so the first round starts fast.
+
+        A round (or any job) started meanwhile does not wait for it: the warm-up stops after its
+        current batch, the round embeds the frames it needs itself (the scribbled one first), and
+        the warm-up resumes with the frames still missing once the worker is idle again.
+        """
+        self._start_job(PREPARING, self._prepare_job)
+
+    def _prepare_job(self) -> None:
+        complete = self.session.prepare(progress=self.progress, stop=self._worker.queued.is_set)
+        self._prepare_unfinished = complete is False  # sessions whose prepare returns None are done
+
+    def _resume_prepare(self) -> None:
+        """The worker went idle: resume a warm-up another job interrupted."""
+        if self._prepare_unfinished:
+            self._prepare_unfinished = False
+            self.start_prepare()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the worker is idle; True if it is."""
@@ -368,8 +396,10 @@ class AnnotatorController:
         self._unsaved = False
         self._worker.switch(SAVING)
         self._update(autosave_state="saving")
+        started = time.perf_counter()
         try:
             self.autosave.save()
+            self.last_autosave_seconds = time.perf_counter() - started
         except Exception as error:  # noqa: BLE001 - shown to the user; the session is unchanged
             self._update(autosave_state="error")
             self.report_error(error)

@@ -2,12 +2,15 @@
 
 Jobs of a *queueable* kind (the embedding warm-up, an autosave) let a new job start at once: the
 new job's thread waits for them before it runs, so pressing Run while the last round is being
-saved, or while embeddings are computed, is not refused.
+saved, or while embeddings are computed, is not refused. A job queued behind another sets
+:attr:`Worker.queued`: the warm-up polls it between batches and stops, so a round waits for one
+batch of embeddings, not for the whole video (the controller resumes the warm-up when idle).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from manet.errors import SessionStateError
@@ -26,18 +29,21 @@ class Worker:
         on_status: called (under ``lock``) with the status to show when a job starts, switches
             kind or ends (``"idle"``).
         on_error: called with any exception a job raises (jobs never die silently).
+        on_idle: called (under ``lock``) when the last job has ended; it may start a new job.
 
     Invariant: ``kind`` is ``"idle"`` exactly when no job thread is alive or about to start.
     """
 
     def __init__(self, lock: threading.RLock, on_status: Callable[[str], None],
-                 on_error: Callable[[BaseException], None]) -> None:
+                 on_error: Callable[[BaseException], None], on_idle: Callable[[], None] | None = None) -> None:
         self._lock = lock
         self._on_status = on_status
         self._on_error = on_error
+        self._on_idle = on_idle
         self._job: threading.Thread | None = None
         self.kind = IDLE
         self.cancel = threading.Event()
+        self.queued = threading.Event()  # set while a job waits for the running one to end
 
     @property
     def busy(self) -> bool:
@@ -51,9 +57,11 @@ class Worker:
             SessionStateError: a job that is not queueable is running.
         """
         with self._lock:
-            if self.busy and self.kind not in QUEUEABLE:
+            if self.busy and self.kind not in (*QUEUEABLE, IDLE):  # IDLE while busy: the job is ending
                 raise SessionStateError(f"busy ({self.kind}): wait for it to finish or press Cancel")
             previous = self._job
+            if self.busy:
+                self.queued.set()
             self.cancel.clear()
             self.kind = kind
             thread = threading.Thread(target=self._run, args=(kind, work, previous),
@@ -72,11 +80,16 @@ class Worker:
             return True
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until no job runs; True if idle."""
-        job = self._job
-        if job is not None:
-            job.join(timeout)
-        return not self.busy
+        """Block until no job runs, also none started as the last one ended (a resumed warm-up);
+        True if idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self._job
+            if job is None:
+                return True
+            job.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if not self.busy or (deadline is not None and time.monotonic() >= deadline):
+                return not self.busy
 
     def wait_for_save(self) -> None:
         """Block until a running autosave ends (it must not see the session change under it)."""
@@ -88,6 +101,9 @@ class Worker:
     def _run(self, kind: str, work: Callable[[], None], previous: threading.Thread | None) -> None:
         if previous is not None:
             previous.join()
+        with self._lock:
+            if self._job is threading.current_thread():  # no newer job waits behind this one
+                self.queued.clear()
         try:
             self.switch(kind)
             work()
@@ -98,3 +114,12 @@ class Worker:
                 if self._job is threading.current_thread():
                     self.kind = IDLE
                     self._on_status(IDLE)
+                    self._idle()
+
+    def _idle(self) -> None:
+        if self._on_idle is None:
+            return
+        try:
+            self._on_idle()
+        except Exception as error:  # noqa: BLE001 - reported to the user, never lost in a thread
+            self._on_error(error)

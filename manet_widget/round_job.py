@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 import numpy as np
@@ -39,6 +39,28 @@ class RoundHost(Protocol):
     def save_unsaved(self) -> None: ...
 
 
+@dataclass
+class RoundTiming:
+    """Where a round's propagation time went, per streamed frame (for benchmarks and tuning).
+
+    ``session_seconds`` is the time inside the session's propagation (the model, the session's
+    mask resampling, and any embedding round 1 computes); ``widget_seconds`` what the widget adds
+    on the propagation thread around it: encoding and sending each mask, progress updates.
+    """
+
+    frames: int = 0
+    session_seconds: float = 0.0
+    widget_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """Totals and per-frame milliseconds, JSON-ready."""
+        count = max(1, self.frames)
+        return {"frames": self.frames, "session_seconds": self.session_seconds,
+                "widget_seconds": self.widget_seconds,
+                "session_ms_per_frame": 1000 * self.session_seconds / count,
+                "widget_ms_per_frame": 1000 * self.widget_seconds / count}
+
+
 @dataclass(frozen=True)
 class RoundJob:
     """A round on ``frame`` that recomputes frames ``start``..``stop`` going ``direction``."""
@@ -48,6 +70,7 @@ class RoundJob:
     start: int
     stop: int
     direction: protocol.wire.Direction
+    timing: RoundTiming = field(default_factory=RoundTiming, compare=False)
 
     @classmethod
     def checked(cls, controller: RoundHost, frame: int, propagation: protocol.Propagation) -> RoundJob:
@@ -108,8 +131,11 @@ class RoundJob:
         last_progress = 0.0
         try:
             while True:
+                started = time.perf_counter()
                 with c.session_lock:
                     item = next(generator, None)
+                computed = time.perf_counter()
+                self.timing.session_seconds += computed - started
                 if item is None:
                     return
                 index, mask = item
@@ -119,6 +145,8 @@ class RoundJob:
                 if now - last_progress > PROGRESS_INTERVAL or len(done) >= self.total:
                     last_progress = now
                     c.progress(min(len(done), self.total), self.total)
+                self.timing.frames += 1
+                self.timing.widget_seconds += time.perf_counter() - computed
         finally:
             with c.session_lock:
                 generator.close()

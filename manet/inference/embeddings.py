@@ -4,6 +4,13 @@ Precision policy (:func:`autocast_dtype`): the encoder and the heads may run und
 autocast (about 2x faster on CPUs with AVX512-BF16/AMX) in channels-last layout; embeddings
 are stored as float16 (half the memory of float32, more mantissa than bfloat16) and handed out
 as float32 for matching.
+
+Threading: the store is the only owner of the encoder. Every encoder call and every write runs
+under one lock, after re-checking which frames are still missing, so no frame is embedded twice
+whichever threads ask. A frame asked for on demand (:meth:`EmbeddingStore.get`,
+:meth:`EmbeddingStore.ensure`) goes before the background preparation
+(:meth:`EmbeddingStore.iter_prepare`), which yields between batches while such a request waits:
+the interactive frame of a round is embedded at once, not after the whole video.
 """
 
 from __future__ import annotations
@@ -128,9 +135,13 @@ class EmbeddingStore:
         self.budget_mb = budget_mb
         self.batch_size = batch_size
         self.computed = np.zeros(video.num_frames, dtype=bool)
+        self.encoded = np.zeros(video.num_frames, dtype=np.int32)  # encoder runs per frame (1 at most)
         self._data: np.ndarray | FrameFile | None = None
         self._spill_dir: tempfile.TemporaryDirectory[str] | None = None
         self.encoder_seconds = 0.0
+        self._lock = threading.Lock()  # held for every encoder call and store write
+        self._urgent = 0  # on-demand requests waiting for the lock; preparation yields to them
+        self._urgent_done = threading.Condition()
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -151,21 +162,64 @@ class EmbeddingStore:
         return torch.from_numpy(np.asarray(self._data[frame], dtype=np.float32)).to(self.device)
 
     def ensure(self, frames: Sequence[int], progress: ProgressCallback | None = None) -> None:
-        """Compute the embeddings of ``frames`` that are not cached yet, in batches."""
-        missing = [int(t) for t in frames if not self.computed[t]]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start:start + self.batch_size]
-            self._store(batch, self._encode(batch))
-            if progress is not None:
-                progress(min(start + self.batch_size, len(missing)), len(missing))
+        """Compute the embeddings of ``frames`` that are not cached yet, in batches, before any
+        waiting background preparation batch (see :meth:`iter_prepare`)."""
+        if self.computed[list(frames)].all():
+            return  # the common case: no lock, no waiting
+        with self._priority(), self._lock:
+            missing = [int(t) for t in frames if not self.computed[t]]  # re-read under the lock
+            for start in range(0, len(missing), self.batch_size):
+                batch = missing[start:start + self.batch_size]
+                self._store(batch, self._encode(batch))
+                if progress is not None:
+                    progress(min(start + self.batch_size, len(missing)), len(missing))
 
-    def iter_prepare(self) -> Iterator[tuple[int, int]]:
-        """Compute every missing embedding, yielding ``(done, total)`` after each batch."""
+    def iter_prepare(self, batch_size: int | None = None) -> Iterator[tuple[int, int]]:
+        """Compute every missing embedding, yielding ``(done, total)`` after each batch.
+
+        Meant for a background thread: before each batch it waits while an on-demand request
+        (:meth:`get`, :meth:`ensure`) is pending, and it skips frames embedded meanwhile, so the
+        frame a user is waiting for costs at most the batch already running. ``total`` counts
+        the frames missing when preparation started; ``done`` those embedded since, by anyone.
+        """
+        size = batch_size or self.batch_size
         missing = [t for t in range(self.video.num_frames) if not self.computed[t]]
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start:start + self.batch_size]
-            self._store(batch, self._encode(batch))
-            yield min(start + self.batch_size, len(missing)), len(missing)
+        while True:
+            self._wait_for_urgent()
+            with self._lock:
+                if self._urgent:
+                    continue  # a request registered after the wait: let it have the encoder
+                batch = [t for t in missing if not self.computed[t]][:size]
+                if not batch:
+                    return
+                self._store(batch, self._encode(batch))
+            yield int(self.computed[missing].sum()), len(missing)
+
+    def prefetch(self, frames: Sequence[int], ahead: int = 2) -> Prefetch:
+        """Start embedding ``frames`` in that order on a thread, at most ``ahead`` frames in
+        front of the consumer (see :class:`Prefetch`); frames already embedded are skipped."""
+        return Prefetch(self, frames, ahead)
+
+    def _embed_one(self, frame: int) -> None:
+        """Embed ``frame`` unless some thread did already (no priority: for the prefetch thread)."""
+        with self._lock:
+            if not self.computed[frame]:
+                self._store([frame], self._encode([frame]))
+
+    @contextlib.contextmanager
+    def _priority(self) -> Iterator[None]:
+        with self._urgent_done:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._urgent_done:
+                self._urgent -= 1
+                self._urgent_done.notify_all()
+
+    def _wait_for_urgent(self) -> None:
+        with self._urgent_done:
+            self._urgent_done.wait_for(lambda: self._urgent == 0)
 
     def working_frame(self, frame: int) -> np.ndarray:
         """(h_work, w_work, 3) uint8 RGB frame at the working resolution."""
@@ -192,7 +246,8 @@ class EmbeddingStore:
             self._allocate(values.shape[1:])
         assert self._data is not None
         self._data[frames] = values
-        self.computed[frames] = True
+        self.encoded[frames] += 1
+        self.computed[frames] = True  # last: readers without the lock trust it
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         total = (self.video.num_frames,) + tuple(shape)
@@ -209,7 +264,72 @@ class EmbeddingStore:
 
     def restore(self, data: np.ndarray, computed: np.ndarray) -> None:
         """Adopt previously saved embeddings (shape (T, E, h, w) float16)."""
-        self._allocate(data.shape[1:])
-        assert self._data is not None
-        self._data[...] = data
-        self.computed[...] = computed
+        with self._lock:
+            self._allocate(data.shape[1:])
+            assert self._data is not None
+            self._data[...] = data
+            self.computed[...] = computed
+
+
+class Prefetch:
+    """One producer embedding ``frames`` in order, a bounded distance ahead of one consumer.
+
+    The consumer reports each frame it is about to use with :meth:`advance`; the producer embeds
+    up to ``ahead`` frames past it, then waits (a bounded queue whose slots are the store itself).
+    A frame the consumer needs before the producer got to it is embedded by the consumer's own
+    :meth:`EmbeddingStore.get`; the store's lock keeps any frame from being embedded twice.
+    Close it (or use it as a context manager) to stop the thread; it never outlives the round.
+    An encoder failure on the thread is not lost: the consumer's own ``get`` meets it again.
+    """
+
+    def __init__(self, store: EmbeddingStore, frames: Sequence[int], ahead: int) -> None:
+        if ahead < 1:
+            raise ValueError(f"ahead must be at least 1 frame, got {ahead}")
+        self.store = store
+        self.frames = [int(t) for t in frames]
+        self.ahead = ahead
+        self._index = {frame: index for index, frame in enumerate(self.frames)}
+        self._position = 0  # index in ``frames`` of the frame the consumer uses now
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="manet-embedding-prefetch", daemon=True)
+        self._thread.start()
+
+    def advance(self, frame: int) -> None:
+        """The consumer is about to use ``frame``: let the producer run ``ahead`` frames past it."""
+        index = self._index.get(int(frame))
+        if index is None:
+            return  # not one of the prefetched frames (a fixed frame, say): nothing to release
+        with self._changed:
+            self._position = max(self._position, index)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Stop the producer after the frame it is embedding; returns once its thread has ended."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        for index, frame in enumerate(self.frames):
+            if not self._wait_for_slot(index):
+                return
+            if self.store.computed[frame]:
+                continue
+            try:
+                self.store._embed_one(frame)
+            except Exception:  # noqa: BLE001 - the consumer's get() embeds the frame and raises it
+                return
+
+    def _wait_for_slot(self, index: int) -> bool:
+        """Wait until ``frames[index]`` is at most ``ahead`` past the consumer; False once closed."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or index <= self._position + self.ahead)
+            return not self._closed

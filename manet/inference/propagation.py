@@ -17,7 +17,7 @@ import torch
 
 from manet.config import SessionConfig
 from manet.errors import FrameIndexError
-from manet.inference.embeddings import EmbeddingStore, autocast_context
+from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context
 from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
 from manet.inference.reuse import ReuseCache
 from manet.inference.transaction import RoundTransaction
@@ -30,6 +30,10 @@ from manet.model.matching import (
     upsample_maps,
 )
 from manet.model.network import MANet
+
+# Frames the encoder may run ahead of matching on a second thread while round 1 embeds frames as
+# it goes (0: embed each frame on the propagation thread when it is reached).
+PREFETCH_AHEAD = 2
 
 Direction = Literal["both", "forward", "backward"]
 DIRECTIONS: tuple[Direction, ...] = ("both", "forward", "backward")
@@ -93,11 +97,28 @@ class Propagator:
         self.references = [evenly_subsampled(pixels[mask.reshape(-1)], config.max_reference_pixels)
                            for mask in masks]
         self.seconds: defaultdict[str, float] = defaultdict(float)  # wall time per part, for benchmarks
+        self.prefetch_ahead = PREFETCH_AHEAD
         self._write_interactive(interactive)
 
     def run(self, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(frame, (C, h, w) float32 logits the round keeps)`` for every frame of :attr:`order`."""
+        """Yield ``(frame, (C, h, w) float32 logits the round keeps)`` for every frame of :attr:`order`.
+
+        With :attr:`prefetch_ahead` > 0 and frames still to embed (round 1 on a fresh video), a
+        second thread embeds the next frames while this one matches the current frame; the
+        embeddings, hence the results, are the same as without it.
+        """
+        missing = [frame for frame, _ in self.order
+                   if frame not in self.fixed and not self.embeddings.computed[frame]]
+        if self.prefetch_ahead <= 0 or not missing:
+            yield from self._run(device, None)
+            return
+        with self.embeddings.prefetch(missing, self.prefetch_ahead) as prefetch:
+            yield from self._run(device, prefetch)
+
+    def _run(self, device: torch.device, prefetch: Prefetch | None) -> Iterator[tuple[int, torch.Tensor]]:
         for frame, previous in self.order:
+            if prefetch is not None:
+                prefetch.advance(frame)
             if frame in self.fixed:
                 logits = one_hot(self.fixed[frame], self.channels, self.grid, torch.device("cpu")) * 20.0 - 10.0
                 yield frame, self.transaction.store_fixed(frame, logits)

@@ -213,11 +213,20 @@ class Session:
         self.mask_cache.clear()
 
     # ----------------------------------------------------------------- rounds
-    def prepare(self, progress: ProgressCallback | None = None) -> None:
-        """Compute every frame's embedding now (otherwise they are computed on first use)."""
+    def prepare(self, progress: ProgressCallback | None = None, stop: CancelCallback | None = None) -> bool:
+        """Compute every frame's embedding now (otherwise they are computed on first use).
+
+        May run on a background thread while this session is used: ``interact`` and
+        ``propagate`` embed the frames they need at once, before the next preparation batch,
+        and no frame is embedded twice. ``stop()`` is asked between batches; True ends the
+        preparation early (call again to resume). Returns True when every frame is embedded.
+        """
         for done, total in self.embeddings.iter_prepare():
             if progress is not None:
                 progress(done, total)
+            if stop is not None and stop():
+                break
+        return bool(self.embeddings.computed.all())
 
     def interact(self, scribbles: ScribbleInput, frame: int | None = None) -> np.ndarray:
         """Run the interaction head on the scribbled frame and start a pending round.
