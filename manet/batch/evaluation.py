@@ -26,6 +26,7 @@ from manet.eval.rounds import (
     summarize,
 )
 from manet.io.davis import DavisSequence
+from manet.provenance import model_spec_weights
 
 STORE_FORMAT = "manet-eval-sequence-1"
 _MODELS: dict[str, Any] = {}  # per worker process: the model each spec built
@@ -36,8 +37,13 @@ class EvaluationFailed(ManetError):
 
 
 def run_fingerprint(spec: ModelSpec, session_config: SessionConfig, settings: EvalSettings) -> str:
-    """A digest of everything a sequence's numbers depend on; stored results of another run differ."""
-    text = json.dumps([dataclasses.asdict(spec), session_config.to_dict(), dataclasses.asdict(settings)],
+    """A digest of everything a sequence's numbers depend on; stored results of another run differ.
+
+    The weights file's sha256 is part of it: a checkpoint retrained at the same path is another model.
+    """
+    weights = model_spec_weights(dataclasses.asdict(spec))
+    digests = [weights.get("sha256"), (weights.get("backbone") or {}).get("sha256")]
+    text = json.dumps([dataclasses.asdict(spec), session_config.to_dict(), dataclasses.asdict(settings), digests],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

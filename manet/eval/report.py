@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from manet.eval.rounds import EvalSettings, EvaluationResult, SequenceResult
 from manet.optional import require
+from manet.provenance import model_spec_weights, provenance
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,11 +46,14 @@ def _sequence_dict(sequence: SequenceResult) -> dict[str, Any]:
 
 
 def report_dict(result: EvaluationResult, settings: EvalSettings,
-                context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                context: Mapping[str, Any] | None = None,
+                run_provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The whole run as plain JSON-ready data.
 
     Keys: ``format``; ``settings``; ``context`` (what the caller adds: dataset, model,
-    session config, ...); ``summary`` (``auc``, ``jaccard_at_threshold``,
+    session config, ...); ``provenance`` (:func:`manet.provenance.provenance`: the weights' sha256,
+    git commit, package versions; ``run_provenance`` when given, else made from ``context["model"]``,
+    the run's :class:`~manet.eval.rounds.ModelSpec` fields); ``summary`` (``auc``, ``jaccard_at_threshold``,
     ``threshold_seconds``, ``end_seconds``, ``curve`` {seconds, jaccard}, ``per_round``
     [{round, jaccard, boundary, seconds}]); ``sequences`` (per sequence and round: frame,
     source, seconds, J and F means and per object).
@@ -59,10 +63,15 @@ def report_dict(result: EvaluationResult, settings: EvalSettings,
         {"round": index + 1, "jaccard": j, "boundary": f, "seconds": s}
         for index, (j, f, s) in enumerate(zip(summary.round_jaccard, result.round_boundary, summary.round_seconds))
     ]
+    context = dict(context or {})
+    if run_provenance is None:
+        model = context.get("model")
+        run_provenance = provenance(model_spec_weights(model) if isinstance(model, Mapping) else None)
     return {
         "format": REPORT_FORMAT,
         "settings": dataclasses.asdict(settings),
-        "context": dict(context or {}),
+        "context": context,
+        "provenance": dict(run_provenance),
         "summary": {
             "auc": summary.auc,
             "jaccard_at_threshold": summary.jaccard_at_threshold,

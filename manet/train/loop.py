@@ -6,7 +6,8 @@ Output folder layout (``--out DIR``)::
     DIR/last.safetensors   model weights + config (the file ``load_model(weights=...)`` reads)
     DIR/ema.safetensors    the moving average of the weights (with ``--ema-decay``)
     DIR/optimizer.pt       optimizer state (tensors only, loaded with weights_only=True)
-    DIR/state.json         step, training config, model config
+    DIR/state.json         step, training config, model config, provenance (sha256 of the checkpoints just
+                           written and of --init, git commit, torch/numpy/EfficientNet package versions)
     DIR/log.jsonl          one JSON object per logged step
 """
 
@@ -29,8 +30,9 @@ from torch import nn
 
 from manet.config import ModelConfig
 from manet.errors import CheckpointError
-from manet.model.checkpoint import load_checkpoint, save_checkpoint
+from manet.model.checkpoint import backbone_restorable, load_checkpoint, save_checkpoint
 from manet.model.network import MANet
+from manet.provenance import efficientnet_weights, file_record, provenance
 from manet.simulate.robot import require_drawing, robot_scribbles
 from manet.train.augment import PerturbConfig
 from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
@@ -137,6 +139,7 @@ class Trainer:
                  model_config: ModelConfig | None = None, init: str | Path | None = None) -> None:
         self.config = config
         self.out = Path(out)
+        self.init = None if init is None else Path(init)
         self.rank, self.world = setup_distributed()
         self.model = build_model(config, model_config or ModelConfig.lite(), init)
         self.step_module = self._step_module()
@@ -275,10 +278,21 @@ class Trainer:
         temporary = self.out / "optimizer.pt.tmp"
         torch.save(self.optimizer.state_dict(), temporary)
         temporary.replace(self.out / "optimizer.pt")
-        state = {"step": self.step, "train_config": self.config.to_dict(), "model_config": self.model.config.to_dict()}
+        state = {"step": self.step, "train_config": self.config.to_dict(), "model_config": self.model.config.to_dict(),
+                 "provenance": self.provenance()}
         temporary = self.out / "state.json.tmp"
         temporary.write_text(json.dumps(state, indent=2))
         temporary.replace(self.out / "state.json")
+
+    def provenance(self) -> dict[str, Any]:
+        """What the saved run consists of: sha256 of ``last.safetensors`` (``weights``), of
+        ``ema.safetensors`` and of the ``init`` checkpoint, the ImageNet backbone file a lite encoder
+        is restored from (checkpoints leave it out), the git commit and package versions."""
+        uses_package_backbone = self.config.freeze_backbone and backbone_restorable(self.model.config)
+        return provenance(file_record(self.out / "last.safetensors"),
+                          ema=file_record(self.out / "ema.safetensors") if self.ema is not None else None,
+                          init=None if self.init is None else file_record(self.init),
+                          backbone=efficientnet_weights() if uses_package_backbone else None)
 
     def _log(self, record: dict[str, Any], on_log: LogCallback | None) -> None:
         if self.rank != 0:
