@@ -3,6 +3,7 @@ reproduction script's commands against the model card's."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -110,6 +111,11 @@ def test_training_state_records_its_checkpoints(dataset: Path, tiny_weights: Pat
     assert record["init"] == {"kind": "file", "path": str(tiny_weights), "sha256": sha256(tiny_weights)}
     assert record["ema"] is None
     assert_code_and_packages(record)
+    # Resumed without --init (as an authors' .pth start is), the run keeps the record of its start.
+    longer = dataclasses.replace(config, steps=2)
+    Trainer(longer, dataset, None, tmp_path / "run", ModelConfig.tiny()).run()
+    resumed = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert resumed["step"] == 2 and resumed["provenance"]["init"] == record["init"]
 
 
 def test_stored_sequence_results_are_tied_to_the_weights_bytes(tiny_weights: Path, tmp_path: Path) -> None:
@@ -155,7 +161,8 @@ def check(root: Path, *extra: str) -> int:
 
 def test_card_whose_reports_hold_passes(card_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check(card_root) == 0
-    assert "3 report(s) cited, 0 problem(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 report(s) cited, 0 problem(s)" in out and "ok   line 6: runs/eval/base.json (matching-baseline)" in out
 
 
 def test_card_with_a_missing_report_fails(card_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,10 +189,12 @@ def test_report_cited_without_digest_or_provenance_fails(card_root: Path, capsys
     bare = card_root / "runs/eval/bare.json"
     bare.write_text(json.dumps({"format": "manet-eval/1"}))
     card = card_root / "CARD.md"
-    card.write_text(card.read_text() + f"see `runs/eval/bare.json` and `runs/eval/bare.json` (sha256 {sha256(bare)})\n")
+    card.write_text(card.read_text() + f"see `runs/eval/bare.json` and `runs/eval/bare.json` (sha256 {sha256(bare)}); "
+                    "`state.json` and `runs/*/state.json` name kinds of files, not reports\n")
     assert check(card_root) == 1
     out = capsys.readouterr().out
     assert "runs/eval/bare.json is cited without its digest" in out and "records no weights digest" in out
+    assert "state.json is cited" not in out and "2 problem(s)" in out
 
 
 def test_reports_must_be_committed_in_a_checkout(card_root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,8 @@ For every citation the report must exist, still have the cited digest, be commit
 checkout; ``--allow-uncommitted`` skips this while a card is being written), and record in its
 ``provenance`` the weights the citation names: by default the sha256 of the shipped file
 (``manet/weights/manet_lite.safetensors`` under ``--root``, or ``--weights``). Any other
-backquoted ``.json`` path outside code blocks is a citation without a digest, and fails. Code
+backquoted ``FOLDER/NAME.json`` path (no wildcards) outside code blocks is a citation without a
+digest, and fails. Code
 blocks are skipped, so a card can show the format in one. Exit status: 0 all good, 1 a problem
 (each printed), 2 bad usage.
 """
@@ -35,7 +36,7 @@ from manet.provenance import SHIPPED_WEIGHTS_NAME, efficientnet_weights, file_sh
 
 _FENCE = re.compile(r"^ {0,3}```.*?^ {0,3}```", re.MULTILINE | re.DOTALL)
 _CITATION = re.compile(r"`(?P<path>[^`\s]+\.json)`\s*\(sha256\s+(?P<digest>[0-9a-fA-F]{8,64})(?P<rest>[^)]*)\)")
-_JSON_PATH = re.compile(r"`(?P<path>[^`\s*?]+\.json)`")
+_JSON_PATH = re.compile(r"`(?P<path>[^`\s*?]+/[^`\s*?/]+\.json)`")  # a file in a folder, no wildcards
 _OTHER_WEIGHTS = re.compile(r"^weights\s+sha256\s+(?P<digest>[0-9a-fA-F]{8,64})$")
 MATCHING_BASELINE = "matching baseline"
 
@@ -146,9 +147,10 @@ def check_citation(citation: Citation, root: Path, shipped: str, backbone: str |
     return problems
 
 
-def check_card(card: Path, root: Path, weights: Path, require_committed: bool = True) -> tuple[list[Citation],
-                                                                                                 list[str]]:
-    """Every citation of ``card`` and every problem found (none: the card's reports hold)."""
+def check_card(card: Path, root: Path, weights: Path, require_committed: bool = True,
+               verbose: bool = False) -> tuple[list[Citation], list[str]]:
+    """Every citation of ``card`` and every problem found (none: the card's reports hold); ``verbose``
+    prints a line for each citation that holds."""
     citations, problems = parse_citations(card.read_text(encoding="utf-8"))
     if not citations and not problems:
         problems.append(f"{card} cites no report: cite each as `PATH.json` (sha256 HEX)")
@@ -157,7 +159,10 @@ def check_card(card: Path, root: Path, weights: Path, require_committed: bool = 
     backbone = None if installed is None else str(installed["sha256"])
     strict = require_committed and in_git_checkout(root)
     for citation in citations:
-        problems.extend(check_citation(citation, root, shipped, backbone, strict))
+        found = check_citation(citation, root, shipped, backbone, strict)
+        if verbose and not found:
+            print(f"ok   line {citation.line}: {citation.path} ({citation.expects})")
+        problems.extend(found)
     return citations, problems
 
 
@@ -184,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     if not weights.is_file():
         print(f"provenance_check: error: no weights file at {weights}: pass --weights PATH", file=sys.stderr)
         return 2
-    citations, problems = check_card(args.card, root, weights, require_committed=not args.allow_uncommitted)
+    citations, problems = check_card(args.card, root, weights, require_committed=not args.allow_uncommitted,
+                                     verbose=True)
     for problem in problems:
         print(f"FAIL {problem}")
     print(f"{len(citations)} report(s) cited, {len(problems)} problem(s); shipped weights sha256 "

@@ -140,6 +140,7 @@ class Trainer:
         self.config = config
         self.out = Path(out)
         self.init = None if init is None else Path(init)
+        self.resumed_init: dict[str, Any] | None = None  # the init record of the run being resumed
         self.rank, self.world = setup_distributed()
         self.model = build_model(config, model_config or ModelConfig.lite(), init)
         self.step_module = self._step_module()
@@ -184,6 +185,8 @@ class Trainer:
         if not state_path.is_file():
             return
         state = json.loads(state_path.read_text())
+        # A resumed run may start without --init (an authors' .pth is not converted again): keep its record.
+        self.resumed_init = (state.get("provenance") or {}).get("init")
         if state.get("train_config", {}).get("stage") != self.config.stage:
             raise CheckpointError(f"{self.out} holds a {state.get('train_config', {}).get('stage')} run; "
                                   f"use another --out for {self.config.stage}")
@@ -291,7 +294,7 @@ class Trainer:
         uses_package_backbone = self.config.freeze_backbone and backbone_restorable(self.model.config)
         return provenance(file_record(self.out / "last.safetensors"),
                           ema=file_record(self.out / "ema.safetensors") if self.ema is not None else None,
-                          init=None if self.init is None else file_record(self.init),
+                          init=self.resumed_init if self.init is None else file_record(self.init),
                           backbone=efficientnet_weights() if uses_package_backbone else None)
 
     def _log(self, record: dict[str, Any], on_log: LogCallback | None) -> None:
