@@ -5,6 +5,9 @@ decoded RGB frames; :mod:`manet.io.export` writes masks (PNG, COCO, npz, overlay
 :mod:`manet.io.masks` reads them back.
 """
 
+# _sources is imported for its effect: it registers the array, image-folder and video-file sources with
+# VideoSource.open.
+from manet.io import _sources  # noqa: F401
 from manet.io._cache import DecodeStats
 from manet.io.export import (
     FrameSource,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from manet.errors import VideoError
-from manet.io.video import VideoSource
+from manet.io.video import IMAGE_EXTENSIONS, VIDEO_HINT, VideoLike, VideoSource, natural_sort_key, register_opener
 
 # Reading up to this many frames ahead without seeking is cheaper than a seek, which decodes
 # from the previous keyframe (every 12 frames for mp4v, up to 250 for x264 defaults).
@@ -274,3 +275,42 @@ def _to_rgb(frame: np.ndarray, index: int, size: tuple[int, int]) -> np.ndarray:
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def open_source(source: VideoLike, *, cache_mb: float, name: str | None) -> VideoSource:
+    """The concrete source for an array, a folder of images, an image file or a video file."""
+    if isinstance(source, np.ndarray):
+        return ArrayVideo(source, name=name or "array")
+    if isinstance(source, (str, os.PathLike)):
+        return _open_path(Path(os.fspath(source)).expanduser(), cache_mb=cache_mb, name=name)
+    raise VideoError(f"cannot open a video from a {type(source).__name__}: {VIDEO_HINT} "
+                     "(for a list of frames use np.stack(frames))")
+
+
+def _open_path(path: Path, *, cache_mb: float, name: str | None) -> VideoSource:
+    if path.is_dir():
+        return ImageFolderVideo(_list_images(path), name=name or path.name, cache_mb=cache_mb,
+                                description=f"image folder {path}")
+    if not path.exists():
+        raise VideoError(f"no such file or folder: {path}; {VIDEO_HINT}")
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return ImageFolderVideo([path], name=name or path.stem, cache_mb=cache_mb,
+                                description=f"single image {path}")
+    return FileVideo(path, name=name or path.stem, cache_mb=cache_mb)
+
+
+def _list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder`` in natural order (hidden files skipped)."""
+    entries = sorted((entry for entry in folder.iterdir() if not entry.name.startswith(".")),
+                     key=lambda entry: natural_sort_key(entry.name))
+    images = [entry for entry in entries if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS]
+    if images:
+        return images
+    subfolders = [entry.name for entry in entries if entry.is_dir()]
+    hint = ""
+    if subfolders:
+        hint = f"; it has subfolders ({', '.join(subfolders[:3])}): pass the one that holds the frames"
+    raise VideoError(f"folder {folder} holds no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} images{hint}")
+
+
+register_opener(open_source)

@@ -19,8 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any, SupportsIndex, TypeVar, Union
+from typing import Any, Protocol, SupportsIndex, TypeVar, Union
 
 import cv2
 import numpy as np
@@ -35,6 +34,24 @@ VIDEO_HINT = "pass a video file (mp4, avi, mov, mkv, ...), a folder of jpg/png f
 VideoLike = Union[str, "os.PathLike[str]", np.ndarray, "VideoSource"]
 # typing.Self is Python 3.11+; a bound type variable says the same on 3.10.
 _Source = TypeVar("_Source", bound="VideoSource")
+
+
+class Opener(Protocol):
+    """Makes the concrete source for a non-VideoSource argument of :meth:`VideoSource.open`."""
+
+    def __call__(self, source: VideoLike, *, cache_mb: float, name: str | None) -> VideoSource: ...
+
+
+# The concrete sources (manet.io._sources) subclass VideoSource, so this module cannot import them without
+# an import circle: they register their opener here instead, when manet.io (and so any of its modules) is
+# first imported.
+_opener: Opener | None = None
+
+
+def register_opener(opener: Opener) -> None:
+    """Install the function :meth:`VideoSource.open` hands non-VideoSource arguments to."""
+    global _opener
+    _opener = opener
 
 
 def natural_sort_key(name: str) -> tuple[Any, ...]:
@@ -95,13 +112,9 @@ class VideoSource:
         """
         if isinstance(source, VideoSource):
             return source
-        if isinstance(source, np.ndarray):
-            from manet.io._sources import ArrayVideo
-            return ArrayVideo(source, name=name or "array")
-        if isinstance(source, (str, os.PathLike)):
-            return _open_path(Path(os.fspath(source)).expanduser(), cache_mb=cache_mb, name=name)
-        raise VideoError(f"cannot open a video from a {type(source).__name__}: {VIDEO_HINT} "
-                         "(for a list of frames use np.stack(frames))")
+        if _opener is None:  # only when manet.io._sources failed to import, which raised already
+            raise VideoError("no video sources are registered: import manet.io first")
+        return _opener(source, cache_mb=cache_mb, name=name)
 
     @property
     def num_frames(self) -> int:
@@ -220,31 +233,3 @@ class VideoSource:
 
     def _decode_count(self) -> int:
         return self._cache.misses
-
-
-def _open_path(path: Path, *, cache_mb: float, name: str | None) -> VideoSource:
-    from manet.io._sources import FileVideo, ImageFolderVideo
-
-    if path.is_dir():
-        return ImageFolderVideo(_list_images(path), name=name or path.name, cache_mb=cache_mb,
-                                description=f"image folder {path}")
-    if not path.exists():
-        raise VideoError(f"no such file or folder: {path}; {VIDEO_HINT}")
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return ImageFolderVideo([path], name=name or path.stem, cache_mb=cache_mb,
-                                description=f"single image {path}")
-    return FileVideo(path, name=name or path.stem, cache_mb=cache_mb)
-
-
-def _list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder`` in natural order (hidden files skipped)."""
-    entries = sorted((entry for entry in folder.iterdir() if not entry.name.startswith(".")),
-                     key=lambda entry: natural_sort_key(entry.name))
-    images = [entry for entry in entries if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS]
-    if images:
-        return images
-    subfolders = [entry.name for entry in entries if entry.is_dir()]
-    hint = ""
-    if subfolders:
-        hint = f"; it has subfolders ({', '.join(subfolders[:3])}): pass the one that holds the frames"
-    raise VideoError(f"folder {folder} holds no {'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} images{hint}")
