@@ -13,7 +13,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,6 +22,7 @@ from manet.model.checkpoint import load_checkpoint, read_metadata, save_checkpoi
 from manet.model.network import MANet
 
 HEADS = ("interaction_head.", "propagation_head.")
+MatchingSkip = Literal["none", "interaction", "propagation", "both"]  # ModelConfig.matching_skip
 
 
 def compose(base: str | Path, heads: dict[str, str | Path]) -> MANet:
@@ -43,8 +44,9 @@ def compose(base: str | Path, heads: dict[str, str | Path]) -> MANet:
         sources[prefix] = other
     interaction = sources["interaction_head."].config.skips("interaction")
     propagation = sources["propagation_head."].config.skips("propagation")
-    skip = {(True, True): "both", (True, False): "interaction", (False, True): "propagation",
-            (False, False): "none"}[(interaction, propagation)]
+    skips: dict[tuple[bool, bool], MatchingSkip] = {(True, True): "both", (True, False): "interaction",
+                                                    (False, True): "propagation", (False, False): "none"}
+    skip = skips[(interaction, propagation)]
     model = MANet(dataclasses.replace(base_model.config, matching_skip=skip))
     state = dict(encoder)
     for prefix, source in sources.items():
