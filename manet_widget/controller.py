@@ -7,12 +7,13 @@ annotation state - rounds, masks and the object list; the controller only mirror
 
 Threading: rounds, exports, autosaves and the optional embedding warm-up run on one worker
 thread at a time (:class:`~manet_widget.jobs.Worker`), so the kernel's main thread stays free to
-serve frames and to receive ``cancel``. Session calls that touch session state hold
-``session_lock``; propagation takes it one frame at a time, so a request from the main thread
-waits for at most one frame. Frames are read without the lock (the session's video source is
-thread-safe). An autosave runs on the worker after the change it saves, without the lock: while
-it runs, verbs that change the session wait for it or queue behind it, so the session it reads
-is stable.
+serve frames and to receive ``cancel``. The warm-up gives way: a job started while it runs waits
+for one frame's embedding, not the whole video's, and the warm-up resumes when the worker is idle.
+Session calls that touch session state hold ``session_lock``; propagation takes it one frame at
+a time, so a request from the main thread waits for at most one frame. Frames are read without
+the lock (the session's video source is thread-safe). An autosave runs on the worker after the
+change it saves, without the lock: while it runs, verbs that change the session wait for it or
+queue behind it, so the session it reads is stable.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_no_frame_is_embedded_twice_whatever_the_threads(tiny_model, long_video)
 def test_prepare_stops_when_asked_and_resumes_where_it_stopped(tiny_model, long_video) -> None:
     session = manet.Session(tiny_model, long_video)
     assert session.prepare(stop=lambda: True) is False
-    assert session.embeddings.computed.sum() == session.embeddings.batch_size
+    assert session.embeddings.computed.sum() == 1, "one frame per preparation batch"
     assert session.prepare() is True
     assert (session.embeddings.encoded == 1).all()
 
@@ -129,7 +129,10 @@ def test_pipelined_round_one_gives_the_masks_of_the_plain_one(tiny_model, long_v
     assert not prefetch_threads()
 
 
-def test_cancel_during_pipelined_round_one_keeps_the_session_consistent(tiny_model, long_video) -> None:
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_cancel_during_pipelined_round_one_keeps_the_session_consistent(tiny_model, long_video, monkeypatch,
+                                                                        ahead: int) -> None:
+    monkeypatch.setattr(propagation, "PREFETCH_AHEAD", ahead)
     reference = manet.Session(tiny_model, long_video).run_round(stroke(), frame=3)
     session = manet.Session(tiny_model, long_video)
     slow_encoder(session.embeddings, 0.01)
@@ -146,7 +149,8 @@ def test_cancel_during_pipelined_round_one_keeps_the_session_consistent(tiny_mod
     assert (session.embeddings.encoded == 1).all()
 
 
-def test_an_early_closed_pipelined_round_stops_its_producer(tiny_model, long_video) -> None:
+def test_an_early_closed_pipelined_round_stops_its_producer(tiny_model, long_video, monkeypatch) -> None:
+    monkeypatch.setattr(propagation, "PREFETCH_AHEAD", 2)
     session = manet.Session(tiny_model, long_video)
     slow_encoder(session.embeddings, 0.01)
     session.interact(stroke(), frame=0)

@@ -32,8 +32,10 @@ from manet.model.matching import (
 from manet.model.network import MANet
 
 # Frames the encoder may run ahead of matching on a second thread while round 1 embeds frames as
-# it goes (0: embed each frame on the propagation thread when it is reached).
-PREFETCH_AHEAD = 2
+# it goes; 0: each frame is embedded on the propagation thread when it is reached. Off by default:
+# on 2 busy cores the second thread was not faster (both threads' OpenMP teams share the cores);
+# benchmarks/round_latency.py --prefetch N measures it on other machines.
+PREFETCH_AHEAD = 0
 
 Direction = Literal["both", "forward", "backward"]
 DIRECTIONS: tuple[Direction, ...] = ("both", "forward", "backward")
@@ -103,9 +105,10 @@ class Propagator:
     def run(self, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(frame, (C, h, w) float32 logits the round keeps)`` for every frame of :attr:`order`.
 
-        With :attr:`prefetch_ahead` > 0 and frames still to embed (round 1 on a fresh video), a
-        second thread embeds the next frames while this one matches the current frame; the
-        embeddings, hence the results, are the same as without it.
+        Frames not embedded yet (round 1 on a fresh video) are embedded as the round reaches
+        them, so results stream behind the encoder. With :attr:`prefetch_ahead` > 0 a second
+        thread embeds the next frames while this one matches the current one; the embeddings,
+        hence the results, are the same either way.
         """
         missing = [frame for frame, _ in self.order
                    if frame not in self.fixed and not self.embeddings.computed[frame]]

@@ -198,7 +198,10 @@ class NotebookPage:
     def __init__(self, page: Any) -> None:
         self.page = page
 
-    def open(self, url: str, timeout: float = 120_000) -> NotebookPage:
+    def open(self, url: str, timeout: float = 120_000,
+             ready: str = "v.stats.framesReceived > 0 && v.get('status') === 'idle'") -> NotebookPage:
+        """Open the notebook, run its cells and wait until the view satisfies ``ready`` (default:
+        a frame shown and the kernel idle, i.e. the embedding warm-up done)."""
         page = self.page
         page.goto(url)
         page.wait_for_function(
@@ -213,7 +216,7 @@ class NotebookPage:
         }""")
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_selector(".manet-annotator", timeout=timeout)
-        self.wait("v.stats.framesReceived > 0 && v.get('status') === 'idle'", timeout=timeout)
+        self.wait(ready, timeout=timeout)
         return self
 
     def run_python(self, code: str) -> str:
