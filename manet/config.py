@@ -17,6 +17,7 @@ RENAMED_ENCODERS = {"lite-features": "lite"}
 _ABSENT_MEANT = {"matching_skip": "none", "propagation_bound": None}
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 LocalMapOrder = Literal["pooled", "authors"]
+RoundFusion = Literal["replace", "temporal"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,14 @@ class SessionConfig:
         augmented_map_before_roi: in round 1, compute the augmented map (eq 7) from the strokes
             alone, before the enlarged-ROI background is added (the authors' order); off, the
             ROI background is a reference of the augmented map too.
+        round_fusion: how a round's propagated frames combine with the previous round's.
+            ``replace`` (the paper): the new round's result replaces the old on every frame it
+            visits. ``temporal``: per frame, a blend of the two rounds' probabilities weighted
+            by the temporal distances to the new interaction and to the frames annotated
+            before it (:mod:`manet.inference.fusion`), so a correction cannot overwrite frames
+            an earlier round had right near its own annotation.
+        fusion_power: p in the temporal weight ``d_old^p / (d_old^p + d_new^p)``; larger p
+            trusts each round more near its own frame.
     """
 
     working_size: int | None = 240
@@ -196,6 +205,8 @@ class SessionConfig:
     max_reference_pixels: int | None = 1024
     local_map_order: LocalMapOrder = "pooled"
     augmented_map_before_roi: bool = False
+    round_fusion: RoundFusion = "replace"
+    fusion_power: float = 1.0
 
     @classmethod
     def paper(cls) -> SessionConfig:
@@ -218,6 +229,10 @@ class SessionConfig:
             raise ValueError(f"roi_margin must be >= 0, got {self.roi_margin}")
         if self.local_map_order not in ("pooled", "authors"):
             raise ValueError(f"local_map_order must be 'pooled' or 'authors', got {self.local_map_order!r}")
+        if self.round_fusion not in ("replace", "temporal"):
+            raise ValueError(f"round_fusion must be 'replace' or 'temporal', got {self.round_fusion!r}")
+        if not self.fusion_power > 0:
+            raise ValueError(f"fusion_power must be a positive number, got {self.fusion_power}")
         if self.precision not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.precision!r}")
 

@@ -12,12 +12,9 @@ propagations from different interactions works the same way).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 
-RoundFusion = Literal["replace", "temporal"]
-ROUND_FUSIONS: tuple[str, ...] = ("replace", "temporal")
 # Probabilities are stored as float16 logits: the floor keeps log() finite and far from the
 # values any head produces.
 PROBABILITY_FLOOR = 1e-4
@@ -28,12 +25,14 @@ def new_round_weight(frame: int, new_frame: int, earlier_frames: Sequence[int], 
 
     ``d_new = |frame - new_frame|`` and ``d_old`` = distance to the nearest earlier annotated frame;
     the weight is ``d_old^p / (d_old^p + d_new^p)``: 1 at the new frame, 0 at an earlier annotated
-    frame (unless it is the new frame again), 0.5 half-way. No earlier frames: 1.
+    frame, 0.5 half-way. An earlier annotation of the new frame itself is superseded by the new
+    one and does not count. No earlier frames: 1.
     """
-    if frame == new_frame or not earlier_frames:
+    earlier = [index for index in earlier_frames if index != new_frame]
+    if frame == new_frame or not earlier:
         return 1.0
     distance_new = abs(frame - new_frame) ** power
-    distance_old = min(abs(frame - earlier) for earlier in earlier_frames) ** power
+    distance_old = min(abs(frame - index) for index in earlier) ** power
     return distance_old / (distance_old + distance_new)
 
 

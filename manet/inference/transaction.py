@@ -9,9 +9,13 @@ that guarantee lives here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from manet.config import RoundFusion
 from manet.errors import SessionStateError
+from manet.inference.fusion import fuse_frame, new_round_weight
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.state import PendingRound, RoundRecord
 
@@ -33,8 +37,13 @@ class RoundTransaction:
     """
 
     def __init__(self, pending: PendingRound, committed_global: GlobalMemory | None, local_memory: LocalMemory,
-                 previous_logits: torch.Tensor | None, num_frames: int, grid: tuple[int, int]) -> None:
+                 previous_logits: torch.Tensor | None, num_frames: int, grid: tuple[int, int],
+                 fusion: RoundFusion = "replace", fusion_power: float = 1.0,
+                 earlier_frames: Sequence[int] = ()) -> None:
         self.pending = pending
+        self.fusion = fusion
+        self.fusion_power = fusion_power
+        self.earlier_frames = tuple(earlier_frames)
         self.channels = len(pending.channels)
         self._committed_global = committed_global
         self._fresh = (num_frames, grid)
@@ -73,9 +82,14 @@ class RoundTransaction:
                 at :data:`ABSENT_CHANNEL_LOGIT`), or None in the first round.
         Returns:
             (C, h, w) float32 logits to store; they also give the frame's mask and the previous
-            mask of the next frame propagated. Today: ``new_logits`` unchanged.
+            mask of the next frame propagated. ``replace``: ``new_logits`` unchanged;
+            ``temporal``: the blend of :func:`~manet.inference.fusion.fuse_frame`, weighted by
+            the distances to this round's frame and to the frames annotated before it.
         """
-        return new_logits
+        if self.fusion == "replace" or previous_logits is None:
+            return new_logits
+        weight = new_round_weight(frame, self.pending.frame, self.earlier_frames, self.fusion_power)
+        return fuse_frame(new_logits, previous_logits, weight)
 
     def previous_logits(self, frame: int) -> torch.Tensor | None:
         """(C, h, w) float32 logits of ``frame`` in the previous committed round, or None in round 1."""
