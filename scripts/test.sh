@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then run the gates and the whole suite.
-# Arguments go to pytest. The gates (ruff, mypy at Python 3.10, the TypeScript checker) all run even when
+# Arguments go to pytest (e.g. -k session, or test files). The gates (ruff, mypy at Python 3.10, the TypeScript checker) all run even when
 # one fails, so one run shows every finding; the script then fails if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,8 @@ echo "== TypeScript: typecheck and unit tests"
 npm run --silent typecheck || failed+=(tsc)
 npm test --silent
 echo "== pytest"
-"$python" -m pytest -q tests "$@"
+# No path arguments: pyproject.toml's testpaths (tests/); paths given run only those.
+"$python" -m pytest -q "$@"
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "gates failed: ${failed[*]} (see their output above)" >&2
   exit 1
