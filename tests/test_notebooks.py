@@ -113,6 +113,9 @@ ANNOTATE_ROUND = """
 import manet
 annotator.run([manet.Scribble(1, [[260, 30], [260, 240]]), manet.Scribble(0, [[90, 40], [90, 230]])],
               frame=0, stop=29, timeout=900)
+# After a round the annotator resumes preparing the remaining frames' embeddings: wait for that
+# too (without a deadline, so a loaded machine only makes it slower), then nothing runs.
+annotator.wait()
 print("round done:", annotator.round_index, "busy:", annotator.busy)
 """
 
