@@ -10,7 +10,8 @@ source scripts/python_env.sh
 python=$(manet_python --create)
 pip=("$python" -m pip install -q --disable-pip-version-check)
 
-# What was installed is recorded with a hash of pyproject.toml, so an unchanged setup is skipped.
+# What was installed is recorded with a hash of pyproject.toml, so an unchanged setup is skipped
+# (delete .venv/.manet-setup-* to install again anyway).
 extras="widget"
 [ "$dev" = 1 ] && extras="widget,dev"
 marker="$("$python" -c 'import sys; print(sys.prefix)')/.manet-setup-${extras/,/-}"

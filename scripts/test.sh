@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh machine, then run the gates and the whole suite.
-# Arguments go to pytest (e.g. -k session, or test files). The gates (ruff, mypy at Python 3.10, the TypeScript checker) all run even when
-# one fails, so one run shows every finding; the script then fails if any did.
+# Arguments go to pytest (e.g. -k session, or test files). The gates (ruff, mypy at Python 3.10, the
+# TypeScript checker) all run even when one fails, so one run shows every finding; the script then fails
+# if any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
