@@ -92,3 +92,9 @@ def new_page(browser: Any) -> Iterator[Any]:
 def open_notebook(new_page: Any) -> Callable[[str], Any]:
     """``open_notebook(url)`` opens a notebook, runs its cells and returns a ``NotebookPage``."""
     return lambda url: harness.NotebookPage(new_page).open(url)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Any:
+    """The harness module (``lab_harness.py``), for tests that write and open their own notebooks."""
+    return harness
