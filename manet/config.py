@@ -149,14 +149,15 @@ class SessionConfig:
         augmented_map: write the augmented map (eq 7) of the interactive frame into the
             global memory (eq 8).
         roi_margin: first-round ROI enlargement, in stride-4 embedding pixels (20 in the
-            authors' code).
+            authors' code at 480p; the default 10 reaches as far in image pixels at 240).
             ``window`` and ``roi_margin`` count grid pixels, so their reach in image pixels
             follows the working size: k = 12 reaches +-96 working pixels (20% of a 480p short
-            side, the authors' setting, 40% at the lite preset's 240) and the margin 80. They
-            are not rescaled automatically: each preset's heads were trained with its own k, and
-            on the lite preset at 240 (DAVIS-2016 dev, 40 frames, 4 rounds) halving k to the
-            authors' reach lowered round-4 J (0.634 vs 0.660), while halving the margin to
-            theirs (10) raised it (0.674; round 1 0.624 vs 0.589).
+            side, the authors' setting, 40% at the lite preset's 240). They are not rescaled
+            automatically: each preset's heads were trained with its own k, and on the lite
+            preset at 240 (DAVIS-2016 dev, 40 frames, 4 rounds) halving k to the authors' reach
+            lowered round-4 J (0.634 vs 0.660), while halving the margin from 20 to 10 raised
+            round 1 (0.624 vs 0.589); over the full dev videos at 480p, 8 rounds, margin 10
+            with temporal round fusion gave round-1 J 0.600 against 0.552 (model card).
         precision: autocast of the encoder and the heads (matching always runs in float32).
             ``auto``: bfloat16 where the device computes it natively (CPUs with AVX512-BF16/AMX,
             CUDA GPUs that report bfloat16 support), float32 everywhere else; float16 is never
@@ -197,7 +198,7 @@ class SessionConfig:
     local_memory: bool = True
     memory_rounds: int = 2
     augmented_map: bool = True
-    roi_margin: int = 20
+    roi_margin: int = 10
     precision: Precision = "auto"
     device: str | None = None
     embedding_budget_mb: float = 1024.0
@@ -205,7 +206,7 @@ class SessionConfig:
     max_reference_pixels: int | None = 1024
     local_map_order: LocalMapOrder = "pooled"
     augmented_map_before_roi: bool = False
-    round_fusion: RoundFusion = "replace"
+    round_fusion: RoundFusion = "temporal"
     fusion_power: float = 1.0
 
     @classmethod
@@ -214,7 +215,7 @@ class SessionConfig:
         scaled down so k and the ROI margin keep their meaning), every reference pixel, their
         local-map order and round-1 augmented map."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
-                   augmented_map_before_roi=True)
+                   augmented_map_before_roi=True, roi_margin=20, round_fusion="replace")
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:
