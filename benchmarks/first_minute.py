@@ -72,6 +72,8 @@ def run_first_minute(harness: Any, args: argparse.Namespace) -> None:
             notebook = harness.NotebookPage(page).open(server.url("/lab/tree/first.ipynb"), timeout=OPEN_MS,
                                                        ready="v.stats.framesReceived > 0 && v.hasFrame(0)")
             browser_side = stroke_and_run(notebook, args.stroke_delay)
+            if args.autosave:  # the save starts after the commit; its time is read once it is done
+                notebook.wait("['saved', 'error'].includes(v.get('autosave_state'))", timeout=WAIT_MS)
             kernel = json.loads(notebook.run_python(KERNEL_REPORT))
             if args.screenshot is not None:
                 page.locator(".manet-annotator").screenshot(path=str(args.screenshot))
