@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from official_checkpoint import official_shapes
 from PIL import Image
 
-KEY_LIST = Path(__file__).resolve().parent / "data" / "manet_official_state_dict.txt"
 SEQUENCES = {"bear": 1, "dogs-jump": 3}  # name -> number of objects
 FRAMES = 4
 WIDTH, HEIGHT = 48, 32
@@ -80,15 +80,6 @@ def scribbles_zip(path: Path) -> Path:
                 data = {"scribbles": per_frame, "sequence": name, "annotated_frame": 1}
                 archive.writestr(f"DAVIS/Scribbles/{name}/{annotator:03d}.json", json.dumps(data))
     return path
-
-
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    """The authors' checkpoint keys and shapes (``name [d0, d1, ...]`` per line of the key list)."""
-    shapes = {}
-    for line in KEY_LIST.read_text().splitlines():
-        key, shape = line.split(" ", 1)
-        shapes[key] = tuple(int(size) for size in shape.strip("[] ").split(",") if size.strip())
-    return shapes
 
 
 def official_checkpoint(path: Path, full_size: bool) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from official_checkpoint import official_shapes
 
 import manet
 from manet.config import ModelConfig
@@ -20,20 +21,11 @@ from manet.model.network import MANet
 from manet.model.official import head_input_order, official_key_map, permute_head_inputs
 from manet.model.resnet_deeplab import PaperEncoder
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "manet_official_state_dict.txt"
 EMBEDDING_COPIES = {"seperate_conv": "semantic_embedding.0", "bn1": "semantic_embedding.1",
                     "embedding_conv": "semantic_embedding.3", "bn2": "semantic_embedding.4"}
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 State = dict[str, torch.Tensor]
-
-
-def reference_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for line in REFERENCE.read_text().splitlines():
-        key, shape = line.split(" ", 1)
-        shapes[key] = tuple(int(size) for size in shape.strip("[] ").split(",") if size.strip())
-    return shapes
 
 
 def _random_tensor(key: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
@@ -58,7 +50,7 @@ def official_state(random: bool) -> State:
     """Their state dict; the attribute and Sequential copies of the embedding layer share tensors."""
     generator = torch.Generator().manual_seed(0)
     state = {}
-    for key, shape in reference_shapes().items():
+    for key, shape in official_shapes().items():
         state[key] = _random_tensor(key, shape, generator) if random else _cheap_tensor(key, shape)
     for attribute, sequential in EMBEDDING_COPIES.items():
         for key in [key for key in state if key.startswith(attribute + ".")]:
@@ -79,7 +71,7 @@ def loaded(official: State, tmp_path_factory: pytest.TempPathFactory) -> MANet:
 
 
 def test_reference_lists_the_full_network() -> None:
-    shapes = reference_shapes()
+    shapes = official_shapes()
     assert len(shapes) == 822
     assert shapes["dynamic_seghead.layer1.conv1.weight"] == (103, 1, 7, 7)
     assert shapes["inter_seghead.layer1.conv2.weight"] == (256, 102, 1, 1)
