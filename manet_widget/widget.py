@@ -37,7 +37,7 @@ def _asset(name: str, fallback: str) -> Path | str:
     return path if path.exists() else fallback
 
 
-class Annotator(anywidget.AnyWidget):  # type: ignore[misc]
+class Annotator(anywidget.AnyWidget):
     """Annotate a video interactively; MA-Net propagates each round's prompts to every frame.
 
     Prompts of one frame mix in one round: scribbles, clicks (a disc of ``click_radius``

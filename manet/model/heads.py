@@ -53,6 +53,7 @@ class SegmentationHead(nn.Module):
         if matching_skip:
             self.skip_scale = nn.Parameter(torch.tensor(SKIP_SCALE))
             nn.init.zeros_(self.classifier.weight)
+            assert self.classifier.bias is not None  # Conv2d makes a bias unless told not to
             nn.init.zeros_(self.classifier.bias)
 
     def add_skip(self, logits: torch.Tensor, skip_map: torch.Tensor | None) -> torch.Tensor:
