@@ -20,7 +20,7 @@ from manet.batch.evaluation import run_fingerprint
 from manet.cli import main as manet_main
 from manet.config import ModelConfig, SessionConfig
 from manet.eval.provenance_check import main as check_main
-from manet.eval.provenance_check import parse_citations
+from manet.eval.provenance_check import check_card, parse_citations
 from manet.eval.rounds import EvalSettings, ModelSpec
 from manet.loading import load_model
 from manet.model.checkpoint import save_checkpoint
@@ -223,6 +223,13 @@ def test_the_real_card_documents_the_citation_format() -> None:
     citations, _ = parse_citations(CARD.read_text())
     assert all("NAME" not in citation.path for citation in citations)
     assert "python -m manet.eval.provenance_check" in CARD.read_text()
+
+
+def test_the_real_cards_citations_hold() -> None:
+    """Every report the model card cites exists, is committed and evaluated the shipped weights."""
+    root = CARD.resolve().parents[2]
+    citations, problems = check_card(CARD, root, root / "manet" / "weights" / "manet_lite.safetensors")
+    assert citations and not problems, problems
 
 
 # ---- scripts/reproduce_weights.sh ---------------------------------------------------------------------------
