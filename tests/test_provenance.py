@@ -19,8 +19,8 @@ from data_synthetic import make_synthetic_davis
 from manet.batch.evaluation import run_fingerprint
 from manet.cli import main as manet_main
 from manet.config import ModelConfig, SessionConfig
-from manet.eval.provenance_check import main as check_main
 from manet.eval.provenance_check import check_card, parse_citations
+from manet.eval.provenance_check import main as check_main
 from manet.eval.rounds import EvalSettings, ModelSpec
 from manet.loading import load_model
 from manet.model.checkpoint import save_checkpoint
