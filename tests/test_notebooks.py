@@ -181,6 +181,7 @@ def test_scripted_rounds_notebook_falls_back_to_synthetic_shapes(monkeypatch: py
     notebook = nbformat.read(NOTEBOOKS / NAMES[2], as_version=4)
     data_cell = next(cell.source for cell in notebook.cells if "def moving_shapes" in cell.source)
     # A working folder with no DAVIS folder above it (tmp_path's parents may well have one).
+    monkeypatch.delenv("MANET_DAVIS_ROOT", raising=False)
     nowhere = Path("/nonexistent-manet-notebook-test/notebooks")
     assert not any((folder / "shared").exists() for folder in nowhere.parents)
     monkeypatch.setattr(Path, "cwd", classmethod(lambda cls: nowhere))
@@ -196,6 +197,21 @@ def test_scripted_rounds_notebook_falls_back_to_synthetic_shapes(monkeypatch: py
     monkeypatch.undo()
     found = namespace["find_davis"](NOTEBOOKS)
     assert found is None or (found / "Annotations").is_dir()
+
+
+def test_scripted_rounds_notebook_finds_davis_where_manet_davis_root_says(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    notebook = nbformat.read(NOTEBOOKS / NAMES[2], as_version=4)
+    source = next(cell.source for cell in notebook.cells if "def find_davis" in cell.source)
+    namespace: dict[str, Any] = {}
+    exec(compile(source.split("def moving_shapes")[0], "03_scripted_rounds find_davis", "exec"), namespace)  # noqa: S102
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations").mkdir()
+    monkeypatch.setenv("MANET_DAVIS_ROOT", str(tmp_path))
+    assert namespace["find_davis"](Path("/nonexistent-manet-notebook-test")) == tmp_path
+    monkeypatch.setenv("MANET_DAVIS_ROOT", str(tmp_path / "missing"))
+    assert namespace["find_davis"](Path("/nonexistent-manet-notebook-test")) is None
 
 
 # ----------------------------------------------------------------------------- demo script
