@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -38,3 +40,22 @@ def tiny_model() -> manet.model.network.MANet:
 @pytest.fixture
 def video() -> np.ndarray:
     return moving_square_video()
+
+
+@pytest.fixture
+def local_network_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests the download code makes go to a fixture server on 127.0.0.1 or fail (never out)."""
+    from download_server import stay_local
+
+    stay_local(monkeypatch)
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A local HTTP server for download tests, with the download links routed to it."""
+    from download_server import FixtureServer, route_to
+
+    fixture = FixtureServer().start()
+    route_to(fixture, monkeypatch)
+    yield fixture
+    fixture.stop()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from download_fixtures import davis_zip, scribbles_zip
-from download_server import FixtureServer, Route, route_to, stay_local
+from download_server import FixtureServer, Route
 
 from manet.cli import main
 
@@ -17,17 +16,8 @@ pytest.importorskip("pooch")
 pytest.importorskip("gdown")
 
 
-@pytest.fixture(autouse=True)
-def _stay_local(monkeypatch: pytest.MonkeyPatch) -> None:
-    stay_local(monkeypatch)
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FixtureServer]:
-    fixture = FixtureServer().start()
-    route_to(fixture, monkeypatch)
-    yield fixture
-    fixture.stop()
+# Every request stays on this machine; `server` (tests/conftest.py) serves the fixtures on 127.0.0.1.
+pytestmark = pytest.mark.usefixtures("local_network_only")
 
 
 def _serve_davis(tmp_path: Path, server: FixtureServer, monkeypatch: pytest.MonkeyPatch) -> None:
