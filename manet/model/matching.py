@@ -40,7 +40,8 @@ def _squared_distances(first: torch.Tensor, second: torch.Tensor) -> torch.Tenso
 
 
 def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
-                        block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
+                        block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Eq 2: for every target pixel, the distance to its nearest reference pixel, per object.
 
     Args:
@@ -49,6 +50,9 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
             as c. An empty tensor (M_c = 0) gives a map of ones for that channel.
         block_elements: bound on one distance block (target pixels x reference pixels), so
             memory stays bounded for thousands of reference pixels.
+        dtype: of the products (norms, minima and the map stay float32); ``torch.bfloat16``
+            runs ~3-4x faster on CPUs with native bfloat16 and shifts squared distances by a
+            few thousandths.
     Returns:
         (C, h, w) float32 in [0, 1].
     """
@@ -58,6 +62,7 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
     pixels = target.reshape(embedding_dim, -1).float()
     count = pixels.shape[1]
     pixel_norm = (pixels * pixels).sum(0)
+    product_pixels = pixels.to(dtype)
     maps = []
     for reference in references:
         reference = reference.float()
@@ -65,6 +70,7 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
             maps.append(torch.ones((height, width), device=target.device))
             continue
         reference_norm = (reference * reference).sum(-1)
+        product_reference, product_norm = reference.to(dtype), reference_norm.to(dtype)
         ref_chunk = max(1, min(reference.shape[0], block_elements // max(1, count)))
         pix_chunk = max(1, block_elements // ref_chunk)
         nearest = []
@@ -73,9 +79,12 @@ def global_matching_map(target: torch.Tensor, references: list[torch.Tensor],
             chunks = []
             for ref_start in range(0, reference.shape[0], ref_chunk):
                 rows = slice(ref_start, ref_start + ref_chunk)
-                squared = reference_norm[rows, None] + pixel_norm[None, cols] - 2.0 * reference[rows] @ pixels[:, cols]
-                chunks.append(squared.amin(dim=0))
-            nearest.append(torch.stack(chunks).amin(dim=0))
+                # |r|^2 - 2 r.p in one fused product; |p|^2 is the same for every reference, so it is
+                # added after the minimum (one pass over the block instead of three).
+                partial = torch.addmm(product_norm[rows, None], product_reference[rows], product_pixels[:, cols],
+                                      alpha=-2.0)
+                chunks.append(partial.amin(dim=0).float())
+            nearest.append(torch.stack(chunks).amin(dim=0) + pixel_norm[cols])
         maps.append(distance_from_squared(torch.cat(nearest)).reshape(height, width))
     return torch.stack(maps) if maps else target.new_zeros((0, height, width), dtype=torch.float32)
 
@@ -117,7 +126,8 @@ def window_offsets(window: int) -> int:
 
 
 def local_distances(target: torch.Tensor, reference: torch.Tensor, window: int, block: int = 16,
-                    block_elements: int = DEFAULT_BLOCK_ELEMENTS) -> torch.Tensor:
+                    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Eq 1 between every target pixel and every reference pixel in its window.
 
     The half of eq 4 that does not depend on masks: computed once per pair of neighbouring frames
@@ -129,6 +139,7 @@ def local_distances(target: torch.Tensor, reference: torch.Tensor, window: int, 
         target: (E, h, w) embedding of the current frame (the paper pools it 2x first).
         reference: (E, h, w) embedding of the reference frame.
         window: k, in grid pixels.
+        dtype: of the products, as in :func:`global_matching_map`.
     Returns:
         (P, h, w) float32 in [0, 1]: entry ``[o, y, x]`` is the distance between target pixel
         (y, x) and reference pixel (y + dy, x + dx) of offset o (see :func:`window_offsets`);
@@ -141,6 +152,7 @@ def local_distances(target: torch.Tensor, reference: torch.Tensor, window: int, 
     target_tiles = F.pad(target.float(), (0, padded_w - width, 0, padded_h - height))
     target_tiles = target_tiles.reshape(embedding_dim, rows, block, cols, block)
     target_tiles = target_tiles.permute(1, 3, 2, 4, 0).reshape(rows * cols, block * block, embedding_dim)
+    target_norm = (target_tiles * target_tiles).sum(-1, keepdim=True)
     pad = (window, padded_w - width + window, window, padded_h - height + window)
     reference_tiles = F.unfold(F.pad(reference.float(), pad)[None], tile, stride=block)[0]
     reference_tiles = reference_tiles.reshape(embedding_dim, tile * tile, rows * cols).permute(2, 1, 0)
@@ -150,8 +162,12 @@ def local_distances(target: torch.Tensor, reference: torch.Tensor, window: int, 
     groups = []
     for start in range(0, rows * cols, group):
         batch = slice(start, start + group)
-        squared = _squared_distances(target_tiles[batch], reference_tiles[batch])
-        groups.append(squared.gather(2, positions.expand(squared.shape[0], -1, -1)))
+        # |r|^2 - 2 t.r fused, |t|^2 added after keeping only the window's offsets.
+        tiles = reference_tiles[batch]
+        norms = (tiles * tiles).sum(-1).unsqueeze(-2).to(dtype)
+        partial = torch.baddbmm(norms, target_tiles[batch].to(dtype), tiles.transpose(1, 2).to(dtype), alpha=-2.0)
+        kept = partial.gather(2, positions.expand(partial.shape[0], -1, -1)).float()
+        groups.append(kept + target_norm[batch])
     result = torch.cat(groups).reshape(rows, cols, block, block, offsets).permute(4, 0, 2, 1, 3)
     result = distance_from_squared(result.reshape(offsets, padded_h, padded_w)[:, :height, :width])
     inside = _offset_inside(height, width, window, target.device)

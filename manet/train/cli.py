@@ -21,10 +21,12 @@ def add_parser(subparsers: Any) -> None:
 
     defaults = TrainConfig()
     parser = subparsers.add_parser("train", help="train the lite (or paper) model on a DAVIS-layout folder",
-                                   description="Stage 1 trains the embedding decoder and the propagation head; "
-                                               "stage 2 the interaction head with the encoder frozen. "
+                                   description="projection trains the lite encoder's feature projection through "
+                                               "nearest-neighbour matching; stage 1 the embedding decoder (or "
+                                               "projection) and the propagation head; stage 2 the interaction head "
+                                               "with the encoder frozen. "
                                                "Runs resume from --out; use torchrun for several processes.")
-    parser.add_argument("stage", choices=["stage1", "stage2"])
+    parser.add_argument("stage", choices=["projection", "stage1", "stage2"])
     parser.add_argument("--data", required=True, metavar="FOLDER|davis2017",
                         help="DAVIS-layout folder (JPEGImages/, Annotations/), or davis2017 for what "
                              "`manet download davis2017` extracted (multi-object; default split: ImageSets/train.txt)")

@@ -37,9 +37,9 @@ from manet.simulate.robot import require_drawing, robot_scribbles
 from manet.train.augment import PerturbConfig
 from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
 from manet.train.losses import bootstrap_fraction
-from manet.train.steps import InteractionStep, PropagationStep
+from manet.train.steps import InteractionStep, MatchingStep, PropagationStep
 
-Stage = Literal["stage1", "stage2"]
+Stage = Literal["projection", "stage1", "stage2"]
 LogCallback = Callable[[dict[str, Any]], None]
 
 
@@ -57,7 +57,9 @@ class TrainConfig:
     segmented by nearest-neighbour matching to the same reference (a prediction with the errors
     real propagation makes, so the head learns when not to copy it). ``ema_decay`` > 0 also
     keeps an exponential moving average of the weights (``ema.safetensors``), which evens out
-    where the last high-learning-rate steps happened to leave them.
+    where the last high-learning-rate steps happened to leave them. ``keep_every`` > 0 also
+    keeps the weights of every that-many-th step (``step-NNNNNN.safetensors``), to choose a
+    checkpoint on a validation split afterwards.
     """
 
     stage: Stage = "stage1"
@@ -82,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 100
+    keep_every: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,7 +109,8 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     torch.manual_seed(config.seed)
     model = load_checkpoint(init) if init is not None else MANet(model_config)
     stage1 = ("encoder.", "propagation_head.") if config.train_encoder else ("propagation_head.",)
-    trainable = {"stage1": stage1, "stage2": ("interaction_head.",)}[config.stage]
+    trainable = {"projection": ("encoder.projection",), "stage1": stage1,
+                 "stage2": ("interaction_head.",)}[config.stage]
     for name, parameter in model.named_parameters():
         frozen_backbone = config.freeze_backbone and name.startswith("encoder.backbone.")
         parameter.requires_grad = name.startswith(trainable) and not frozen_backbone
@@ -143,6 +147,12 @@ class Trainer:
         self.resumed_init: dict[str, Any] | None = None  # the init record of the run being resumed
         self.rank, self.world = setup_distributed()
         self.model = build_model(config, model_config or ModelConfig.lite(), init)
+        folder = DavisFolder(data_root, split)
+        if init is None and self.model.config.feature_projection is not None:
+            # A fresh projection starts from the training frames' principal components.
+            from manet.train.projection import initialise_projection, sample_frames
+
+            initialise_projection(self.model, sample_frames(folder))
         self.step_module = self._step_module()
         self.wrapped: nn.Module = self.step_module
         if self.world > 1:
@@ -150,9 +160,8 @@ class Trainer:
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
-        folder = DavisFolder(data_root, split)
         crop = (config.crop, config.crop)
-        if config.stage == "stage1":
+        if config.stage in ("projection", "stage1"):
             self.dataset: TripletDataset | FrameDataset = TripletDataset(
                 folder, crop, composite_probability=config.composite_probability,
                 max_objects=config.max_objects, seed=config.seed, perturb=scaled_perturbation(config.perturb_scale))
@@ -169,6 +178,10 @@ class Trainer:
 
     def _step_module(self) -> nn.Module:
         require_drawing("training")  # both stages draw robot strokes: fail before any data is read
+        if self.config.stage == "projection":
+            if self.model.config.feature_projection is None:
+                raise ValueError("the projection stage trains ModelConfig.feature_projection: the model has none")
+            return MatchingStep(self.model, robot_scribbles, self.config.scribble_reference_probability)
         if self.config.stage == "stage1":
             return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,
                                    robot_scribbles, previous_from_matching=self.config.previous_from_matching)
@@ -244,7 +257,8 @@ class Trainer:
                 self._log({"step": self.step, "loss": float(np.mean(losses)), "lr": self.learning_rate(self.step - 1),
                            "top_fraction": fraction, "seconds": time.perf_counter() - started}, on_log)
                 losses = []
-            if self.step % self.config.checkpoint_every == 0 or self.step == target:
+            kept = self.config.keep_every > 0 and self.step % self.config.keep_every == 0
+            if self.step % self.config.checkpoint_every == 0 or kept or self.step == target:
                 self.save()
         return self.out / "last.safetensors"
 
@@ -277,6 +291,10 @@ class Trainer:
                         include_backbone=not self.config.freeze_backbone)
         if self.ema is not None:
             save_checkpoint(self.averaged_model(), self.out / "ema.safetensors", extra={**extra, "ema": True},
+                            include_backbone=not self.config.freeze_backbone)
+        if self.config.keep_every > 0 and self.step % self.config.keep_every == 0:
+            # Snapshots to choose from on a validation split after the run.
+            save_checkpoint(self.model, self.out / f"step-{self.step:06d}.safetensors", extra=extra,
                             include_backbone=not self.config.freeze_backbone)
         temporary = self.out / "optimizer.pt.tmp"
         torch.save(self.optimizer.state_dict(), temporary)

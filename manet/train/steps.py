@@ -137,6 +137,55 @@ class PropagationStep(nn.Module):
         return torch.from_numpy(labels.astype(np.int64))
 
 
+class MatchingStep(nn.Module):
+    """forward(batch, top_fraction, rng) -> mean loss of nearest-neighbour matching on a triplet.
+
+    Trains only what the matching maps see (the lite encoder's feature projection), for both of
+    their uses in a session: the reference frame matched to its own simulated first-round
+    strokes (with the ROI background; what the interaction head's skip adds) and the current
+    frame matched to the same strokes (the round-1 global map), or with probability
+    ``1 - scribble_probability`` to the reference frame's full mask. Logits are
+    ``-SKIP_SCALE x`` the maps, so the learned projection scale sets their contrast.
+    """
+
+    def __init__(self, model: MANet, robot: Robot, scribble_probability: float = 1.0, roi_margin: int = 10) -> None:
+        super().__init__()
+        self.model = model
+        self.robot = robot
+        self.scribble_probability = scribble_probability
+        self.roi_margin = roi_margin
+
+    def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
+        from manet.model.heads import SKIP_SCALE
+
+        images = batch["images"]  # (B, 3, 3, H, W): reference, previous, current
+        size = images.shape[0]
+        embeddings = embed_for_training(self.model, images[:, [0, 2]].flatten(0, 1)).unflatten(0, (size, 2))
+        grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
+        losses = []
+        for index in range(size):
+            channels = int(batch["num_objects"][index]) + 1
+            reference, current = embeddings[index]
+            masks = batch["masks"][index]
+            truth = masks[0].numpy().astype(np.uint8)
+            strokes = self.robot(truth, np.zeros_like(truth), list(range(1, channels)), rng)
+            pixels = reference.flatten(1).t()
+            if strokes:
+                labels = torch.from_numpy(stroke_labels(Annotation(0, tuple(strokes)), truth.shape, grid, True,
+                                                        self.roi_margin).astype(np.int64))
+                stroked = [pixels[(labels == c).flatten()] for c in range(channels)]
+                own = global_matching_map(reference, stroked)
+                losses.append(upsampled_loss(-SKIP_SCALE * own, masks[0], top_fraction))
+            if strokes and rng.random() < self.scribble_probability:
+                references = stroked
+            else:
+                ids = to_grid(masks[0], grid)
+                references = [pixels[(ids == c).flatten()] for c in range(channels)]
+            matched = global_matching_map(current, references)
+            losses.append(upsampled_loss(-SKIP_SCALE * matched, masks[2], top_fraction))
+        return torch.stack(losses).mean()
+
+
 class InteractionStep(nn.Module):
     """forward(batch, top_fraction, rng) -> mean loss over ``rounds`` simulated rounds per frame.
 

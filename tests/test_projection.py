@@ -1,0 +1,143 @@
+"""The trained feature projection of the lite encoder: config, encoder output, PCA start, training,
+checkpoints and the snapshots kept for checkpoint choice."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_synthetic import make_synthetic_davis
+
+from manet.config import ModelConfig
+from manet.model.checkpoint import load_checkpoint, save_checkpoint
+from manet.model.encoder import FEATURE_BLOCKS_CHANNELS, FeatureEncoder
+from manet.model.network import MANet
+from manet.train.loop import TrainConfig, Trainer
+from manet.train.projection import initial_model, main, pca_projection
+
+RANDOM_BACKBONE = dict(pretrained_backbone=False)
+
+
+def projected(dim: int) -> ModelConfig:
+    return dataclasses.replace(ModelConfig.lite(), feature_projection=dim, embedding_dim=dim, **RANDOM_BACKBONE)
+
+
+def frames(count: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_config_refuses_a_projection_it_cannot_build() -> None:
+    with pytest.raises(ValueError, match="equal embedding_dim"):
+        dataclasses.replace(ModelConfig.lite(), feature_projection=64)
+    with pytest.raises(ValueError, match="1..360"):
+        dataclasses.replace(ModelConfig.lite(), feature_projection=400, embedding_dim=400)
+    with pytest.raises(ValueError, match="'lite' encoder"):
+        dataclasses.replace(ModelConfig.tiny(), feature_projection=8)
+    config = projected(32)
+    assert ModelConfig.from_dict(config.to_dict()) == config, "a projected lite config is not the decoder variant"
+    old = {key: value for key, value in ModelConfig.lite().to_dict().items() if key != "feature_projection"}
+    assert ModelConfig.from_dict(old).feature_projection is None, "configs saved before the field read as no projection"
+
+
+def test_projected_embedding_has_the_learned_length_and_fewer_channels() -> None:
+    model = MANet(projected(16)).eval()
+    encoder = model.encoder
+    assert isinstance(encoder, FeatureEncoder) and encoder.projection_scale is not None
+    with torch.no_grad():
+        encoder.projection_scale.fill_(1.7)
+        embedding = model.embed(torch.from_numpy(frames(1)[0])[None])
+    assert embedding.shape == (1, 16, 12, 16)
+    assert torch.allclose(embedding[0].norm(dim=0), torch.full((12, 16), 1.7), atol=1e-4)
+    trainable = {name for name, parameter in model.encoder.named_parameters() if parameter.requires_grad}
+    assert trainable == {"projection.weight", "projection.bias", "projection_scale"}, trainable
+
+
+def test_pca_start_spans_the_features_top_components() -> None:
+    model = MANet(projected(8)).eval()
+    weight, bias = pca_projection(model, frames(3), 8, pixels_per_frame=10_000)
+    components = weight[:, :, 0, 0].double()
+    assert torch.allclose(components @ components.t(), torch.eye(8, dtype=torch.float64), atol=1e-4), "orthonormal rows"
+    encoder = model.encoder
+    assert isinstance(encoder, FeatureEncoder)
+    with torch.no_grad():
+        features = torch.cat([encoder.frozen_features(encoder.backbone(model.preprocess(torch.from_numpy(f)[None])))[0]
+                              .flatten(1).t() for f in frames(3)]).double()
+    centred = features - features.mean(0)
+    captured = ((centred @ components.t()) ** 2).sum() / (centred ** 2).sum()
+    # The top 8 of 360 directions hold more variance than any 8 random orthonormal directions.
+    random = torch.linalg.qr(torch.randn(360, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))[0]
+    assert captured > 3 * ((centred @ random) ** 2).sum() / (centred ** 2).sum()
+    projected_mean = features.mean(0) @ components.t() + bias.double()
+    assert projected_mean.abs().max() < 1e-3, "the bias centres the projected features"
+    with pytest.raises(ValueError, match="'lite' encoder"):
+        pca_projection(MANet(ModelConfig.tiny()), frames(1), 4)
+    with pytest.raises(ValueError, match="no frames"):
+        pca_projection(model, [], 8)
+
+
+def test_initial_model_is_matching_on_the_projection_and_round_trips(tmp_path: Path) -> None:
+    model = initial_model(frames(2), 12, base=dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE))
+    assert model.config.feature_projection == 12 and model.config.embedding_dim == 12
+    assert float(model.propagation_head.classifier.weight.detach().abs().sum()) == 0.0, "the heads start as matching"
+    path = save_checkpoint(model, tmp_path / "init.safetensors", include_backbone=True)
+    loaded = load_checkpoint(path)
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert FEATURE_BLOCKS_CHANNELS == 360
+
+
+def test_stage1_trains_the_projection_keeps_snapshots_and_the_cli_writes_an_init(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = make_synthetic_davis(tmp_path / "davis", sequences=2, frames=5, height=64, width=64, objects=1, seed=4)
+    init = tmp_path / "init.safetensors"
+    assert main(["--data", str(data), "--dim", "8", "--frames-per-sequence", "2", "--out", str(init)]) == 0
+    start = load_checkpoint(init)
+    assert start.config.feature_projection == 8
+    config = TrainConfig(steps=4, batch_size=1, crop=48, window=2, log_every=1, checkpoint_every=3, keep_every=2,
+                         seed=0)
+    trainer = Trainer(config, data, None, tmp_path / "run", start.config, init=init)
+    trainer.run()
+    trained = trainer.model.state_dict()
+    assert not torch.equal(trained["encoder.projection.weight"], start.state_dict()["encoder.projection.weight"])
+    assert torch.equal(trained["encoder.backbone._conv_stem.weight"],
+                       start.state_dict()["encoder.backbone._conv_stem.weight"]), "the backbone stays frozen"
+    kept = sorted(path.name for path in (tmp_path / "run").glob("step-*.safetensors"))
+    assert kept == ["step-000002.safetensors", "step-000004.safetensors"]
+    snapshot = load_checkpoint(tmp_path / "run" / "step-000004.safetensors").state_dict()
+    assert torch.equal(snapshot["encoder.projection.weight"], trained["encoder.projection.weight"])
+
+
+def test_a_fresh_run_starts_its_projection_from_the_principal_components(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = make_synthetic_davis(tmp_path / "davis", sequences=1, frames=4, height=48, width=48, objects=1, seed=5)
+    config = TrainConfig(steps=1, batch_size=1, crop=32, window=2, seed=0)
+    trainer = Trainer(config, data, None, tmp_path / "run", projected(6))
+    encoder = trainer.model.encoder
+    assert isinstance(encoder, FeatureEncoder) and encoder.projection is not None
+    rows = encoder.projection.weight.detach()[:, :, 0, 0]
+    assert torch.allclose(rows @ rows.t(), torch.eye(6), atol=1e-4), "not the default random init"
+    with pytest.raises(ValueError, match="no feature projection"):
+        from manet.train.projection import initialise_projection
+
+        initialise_projection(MANet(dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE)), frames(1))
+
+
+def test_projection_stage_trains_only_the_projection_through_matching(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = make_synthetic_davis(tmp_path / "davis", sequences=2, frames=5, height=64, width=64, objects=2, seed=6)
+    config = TrainConfig(stage="projection", steps=3, batch_size=2, crop=48, window=2, log_every=1, seed=0,
+                         scribble_reference_probability=1.0)
+    trainer = Trainer(config, data, None, tmp_path / "run", projected(8))
+    before = {key: value.clone() for key, value in trainer.model.state_dict().items()}
+    trainer.run()
+    after = trainer.model.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert {"encoder.projection.weight", "encoder.projection.bias", "encoder.projection_scale"} <= changed
+    assert all(key.startswith("encoder.projection") for key in changed), changed
+    with pytest.raises(ValueError, match="has none"):
+        Trainer(config, data, None, tmp_path / "plain", dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE))
