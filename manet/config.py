@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 EncoderName = Literal["lite", "lite-decoder", "paper", "tiny"]
-# Embedding channels of the lite encoder: the 40 + 320 channels of two EfficientNet-Lite0 blocks.
-LITE_EMBEDDING_DIM = 360
+# Channels of the lite encoder's frozen features: the 40 + 320 channels of two EfficientNet-Lite0 blocks.
+LITE_FEATURE_CHANNELS = 360
+# Embedding channels of the shipped lite model: its trained projection of those features.
+LITE_PROJECTION_DIM = 128
 # Encoder names written by earlier versions -> today's names (see ModelConfig.from_dict).
 RENAMED_ENCODERS = {"lite-features": "lite"}
 # Fields added after the first checkpoints were written: a saved config without them meant these.
@@ -28,12 +30,12 @@ class ModelConfig:
     ``ModelConfig()`` is :meth:`lite`, the shipped CPU model; :meth:`paper` is the paper's network.
 
     Attributes:
-        encoder: ``lite`` (frozen EfficientNet-Lite0 features, the CPU default),
+        encoder: ``lite`` (frozen EfficientNet-Lite0 features and a trained projection, the CPU default),
             ``lite-decoder`` (EfficientNet-Lite0 + DeepLabv3+-style decoder + embedding layer),
             ``paper`` (DeepLabv3+ on ResNet-101 as in the paper) or ``tiny`` (a few random
             convolutions, for tests only).
-        embedding_dim: E, channels of the pixel embedding (paper: 100; the lite encoder's
-            features have 360).
+        embedding_dim: E, channels of the pixel embedding (paper: 100; the lite encoder: its
+            projection's channels, or the frozen features' 360 without one).
         decoder_channels: width of the ASPP/decoder features at stride 4 (paper: 256).
         head_width: channels inside the interaction and propagation heads (paper: 256).
         head_layers: depthwise-separable layers per head (paper: 4).
@@ -62,7 +64,7 @@ class ModelConfig:
     """
 
     encoder: EncoderName = "lite"
-    embedding_dim: int = LITE_EMBEDDING_DIM
+    embedding_dim: int = LITE_PROJECTION_DIM
     decoder_channels: int = 128
     head_width: int = 128
     head_layers: int = 4
@@ -73,31 +75,34 @@ class ModelConfig:
     interaction_scribbles: Literal["signed", "positive"] = "signed"
     matching_skip: Literal["none", "interaction", "propagation", "both"] = "both"
     propagation_bound: float | None = 3.0
-    feature_projection: int | None = None
+    feature_projection: int | None = LITE_PROJECTION_DIM
 
     @classmethod
     def lite(cls) -> ModelConfig:
-        """The CPU default (and ``ModelConfig()``): frozen EfficientNet-Lite0 features as the embedding
-        (E = 360), trained heads 128 wide (~3x cheaper than 256) over a matching skip."""
+        """The CPU default (and ``ModelConfig()``): frozen EfficientNet-Lite0 features (360 channels)
+        through a trained projection to E = 128, heads 128 wide (~3x cheaper than 256) over a
+        matching skip. ``feature_projection=None, embedding_dim=360`` matches the frozen features
+        themselves (the weights shipped before the projection)."""
         return cls()
 
     @classmethod
     def lite_decoder(cls) -> ModelConfig:
         """EfficientNet-Lite0 with a trained DeepLabv3+-style decoder and the paper's 100-d
         embedding layer (needs far more training than a CPU affords to beat ``lite``)."""
-        return cls(encoder="lite-decoder", embedding_dim=100, matching_skip="none", propagation_bound=None)
+        return cls(encoder="lite-decoder", embedding_dim=100, matching_skip="none", propagation_bound=None,
+                   feature_projection=None)
 
     @classmethod
     def paper(cls) -> ModelConfig:
         """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
-        return cls(encoder="paper", embedding_dim=100, decoder_channels=256, head_width=256, input_order="bgr",
+        return cls(encoder="paper", embedding_dim=100, feature_projection=None, decoder_channels=256, head_width=256, input_order="bgr",
                    normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive",
                    matching_skip="none", propagation_bound=None)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
         """A few-thousand-parameter random network for fast tests."""
-        return cls(encoder="tiny", embedding_dim=8, decoder_channels=8, head_width=8,
+        return cls(encoder="tiny", embedding_dim=8, feature_projection=None, decoder_channels=8, head_width=8,
                    head_layers=2, head_kernel=3, pretrained_backbone=False, matching_skip="none",
                    propagation_bound=None)
 
@@ -112,8 +117,8 @@ class ModelConfig:
         if self.feature_projection is not None:
             if self.encoder != "lite":
                 raise ValueError(f"feature_projection needs the 'lite' encoder, not {self.encoder!r}")
-            if not 0 < self.feature_projection <= LITE_EMBEDDING_DIM or self.embedding_dim != self.feature_projection:
-                raise ValueError(f"feature_projection must lie in 1..{LITE_EMBEDDING_DIM} and equal embedding_dim, "
+            if not 0 < self.feature_projection <= LITE_FEATURE_CHANNELS or self.embedding_dim != self.feature_projection:
+                raise ValueError(f"feature_projection must lie in 1..{LITE_FEATURE_CHANNELS} and equal embedding_dim, "
                                  f"got {self.feature_projection} with embedding_dim {self.embedding_dim}")
         if self.propagation_bound is not None and not self.propagation_bound > 0:
             raise ValueError("propagation_bound must be a positive number of logits or None, "
@@ -141,7 +146,7 @@ class ModelConfig:
             data["matching_skip"] = "both" if skip else "none"
         encoder = data.get("encoder")
         if (encoder == "lite" and data.get("feature_projection") is None
-                and data.get("embedding_dim", LITE_EMBEDDING_DIM) != LITE_EMBEDDING_DIM):
+                and data.get("embedding_dim", LITE_FEATURE_CHANNELS) != LITE_FEATURE_CHANNELS):
             data["encoder"] = "lite-decoder"
         elif encoder in RENAMED_ENCODERS:
             data["encoder"] = RENAMED_ENCODERS[encoder]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import manet
-from manet.config import LITE_EMBEDDING_DIM, ModelConfig
+from manet.config import LITE_FEATURE_CHANNELS, LITE_PROJECTION_DIM, ModelConfig
 from manet.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from manet.model.encoder import FEATURE_BLOCKS_CHANNELS
 from manet.model.heads import SegmentationHead
@@ -129,10 +129,13 @@ def test_import_manet_loads_no_jupyter_packages() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_lite_preset_embeds_with_frozen_normalised_features() -> None:
+FROZEN_FEATURES = dataclasses.replace(ModelConfig.lite(), feature_projection=None, embedding_dim=LITE_FEATURE_CHANNELS)
+
+
+def test_lite_encoder_without_projection_embeds_with_frozen_normalised_features() -> None:
     from manet.model.encoder import FEATURE_DISTANCE_SCALE
 
-    model = MANet(ModelConfig.lite()).eval()
+    model = MANet(FROZEN_FEATURES).eval()
     assert not any(p.requires_grad for p in model.encoder.parameters()), "the embedding is not trained"
     with torch.inference_mode():
         embedding = model.embed(torch.randint(0, 255, (1, 61, 93, 3), dtype=torch.uint8))
@@ -216,17 +219,26 @@ def test_default_config_is_the_shipped_lite_model_and_paper_is_the_papers() -> N
     assert (paper.encoder, paper.embedding_dim, paper.decoder_channels, paper.head_width, paper.head_layers,
             paper.head_kernel, paper.matching_skip) == ("paper", 100, 256, 256, 4, 7, "none")
     assert ModelConfig.lite().encoder == "lite" and ModelConfig.lite_decoder().encoder == "lite-decoder"
-    assert FEATURE_BLOCKS_CHANNELS == LITE_EMBEDDING_DIM == ModelConfig().embedding_dim
+    assert FEATURE_BLOCKS_CHANNELS == LITE_FEATURE_CHANNELS
+    assert ModelConfig().embedding_dim == ModelConfig().feature_projection == LITE_PROJECTION_DIM
 
 
-def test_shipped_weights_load_unchanged_under_their_old_encoder_name() -> None:
+def test_weights_saved_before_the_projection_under_the_old_encoder_name_load(tmp_path) -> None:
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
-    with safe_open(str(manet.DEFAULT_WEIGHTS), framework="pt") as handle:
-        stored = json.loads((handle.metadata() or {})["config"])
-    assert stored["encoder"] == "lite-features", "the shipped file still carries the name it was saved with"
-    model = load_checkpoint(manet.DEFAULT_WEIGHTS)
-    assert model.config == ModelConfig.lite() and type(model.encoder).__name__ == "FeatureEncoder"
+    model = MANet(FROZEN_FEATURES)
+    path = save_checkpoint(model, tmp_path / "new.safetensors", include_backbone=False)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    # What earlier versions wrote: the old encoder name and no feature_projection field.
+    old = {key: value for key, value in json.loads(metadata["config"]).items() if key != "feature_projection"}
+    metadata["config"] = json.dumps({**old, "encoder": "lite-features"})
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata=metadata)
+    loaded = load_checkpoint(tmp_path / "old.safetensors")
+    assert loaded.config == FROZEN_FEATURES and type(loaded.encoder).__name__ == "FeatureEncoder"
+    assert loaded.encoder.projection is None
+    assert torch.equal(loaded.propagation_head.classifier.bias, model.propagation_head.classifier.bias)
 
 
 def test_old_encoder_names_are_read_and_refused_when_built_directly() -> None:

@@ -14,7 +14,7 @@ import dataclasses
 
 import torch
 
-from manet.config import LITE_EMBEDDING_DIM, ModelConfig
+from manet.config import LITE_FEATURE_CHANNELS, ModelConfig
 from manet.model.heads import SKIP_SCALE
 from manet.model.matching import stroke_matching_map
 from manet.model.network import MANet
@@ -29,7 +29,7 @@ class MatchingBaseline(MANet):
         # The lite preset's frozen features without any trained projection; the (unused) heads are
         # kept minimal.
         super().__init__(dataclasses.replace(ModelConfig.lite(), feature_projection=None,
-                                             embedding_dim=LITE_EMBEDDING_DIM, head_width=8, head_layers=1,
+                                             embedding_dim=LITE_FEATURE_CHANNELS, head_width=8, head_layers=1,
                                              head_kernel=1))
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,

@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from manet.config import LITE_EMBEDDING_DIM, ModelConfig
+from manet.config import LITE_FEATURE_CHANNELS, ModelConfig
 from manet.model.checkpoint import save_checkpoint
 from manet.model.encoder import FeatureEncoder
 from manet.model.network import MANet
@@ -52,8 +52,8 @@ def pca_projection(model: MANet, frames: Iterable[np.ndarray], dim: int,
         raise ValueError(f"a feature projection needs the 'lite' encoder, not {model.config.encoder!r}")
     encoder = model.encoder
     assert isinstance(encoder, FeatureEncoder)
-    if not 0 < dim <= LITE_EMBEDDING_DIM:
-        raise ValueError(f"dim must lie in 1..{LITE_EMBEDDING_DIM}, got {dim}")
+    if not 0 < dim <= LITE_FEATURE_CHANNELS:
+        raise ValueError(f"dim must lie in 1..{LITE_FEATURE_CHANNELS}, got {dim}")
     generator = torch.Generator().manual_seed(seed)
     samples = []
     with torch.no_grad():
