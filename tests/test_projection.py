@@ -19,6 +19,8 @@ from manet.train.loop import TrainConfig, Trainer
 from manet.train.projection import initial_model, main, pca_projection
 
 RANDOM_BACKBONE = dict(pretrained_backbone=False)
+# The lite encoder without a projection: the frozen features themselves.
+FROZEN = dataclasses.replace(ModelConfig.lite(), feature_projection=None, embedding_dim=360, **RANDOM_BACKBONE)
 
 
 def projected(dim: int) -> ModelConfig:
@@ -80,7 +82,7 @@ def test_pca_start_spans_the_features_top_components() -> None:
 
 
 def test_initial_model_is_matching_on_the_projection_and_round_trips(tmp_path: Path) -> None:
-    model = initial_model(frames(2), 12, base=dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE))
+    model = initial_model(frames(2), 12, base=FROZEN)
     assert model.config.feature_projection == 12 and model.config.embedding_dim == 12
     assert float(model.propagation_head.classifier.weight.detach().abs().sum()) == 0.0, "the heads start as matching"
     path = save_checkpoint(model, tmp_path / "init.safetensors", include_backbone=True)
@@ -124,7 +126,7 @@ def test_a_fresh_run_starts_its_projection_from_the_principal_components(tmp_pat
     with pytest.raises(ValueError, match="no feature projection"):
         from manet.train.projection import initialise_projection
 
-        initialise_projection(MANet(dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE)), frames(1))
+        initialise_projection(MANet(FROZEN), frames(1))
 
 
 def test_projection_stage_trains_only_the_projection_through_matching(tmp_path: Path) -> None:
@@ -140,4 +142,4 @@ def test_projection_stage_trains_only_the_projection_through_matching(tmp_path: 
     assert {"encoder.projection.weight", "encoder.projection.bias", "encoder.projection_scale"} <= changed
     assert all(key.startswith("encoder.projection") for key in changed), changed
     with pytest.raises(ValueError, match="has none"):
-        Trainer(config, data, None, tmp_path / "plain", dataclasses.replace(ModelConfig.lite(), **RANDOM_BACKBONE))
+        Trainer(config, data, None, tmp_path / "plain", FROZEN)
