@@ -194,6 +194,31 @@ def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
         ModelConfig(matching_skip="yes")  # type: ignore[arg-type]
 
 
+def test_an_untrained_head_is_skipped_at_inference_with_the_same_logits() -> None:
+    model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
+    generator = torch.Generator().manual_seed(5)
+    embedding = torch.randn(1, 8, 6, 7, generator=generator)
+    global_maps, local_maps = torch.rand(2, 6, 7, generator=generator), torch.rand(2, 6, 7, generator=generator)
+    previous = torch.zeros(2, 6, 7)
+    previous[0] = 1.0
+    calls = []
+    model.propagation_head.classifier.register_forward_hook(lambda *_: calls.append(1))
+    with torch.inference_mode():
+        assert model.propagation_head.adds_nothing() and model.propagation_stem(embedding) is None
+        skipped = model.propagation_logits(embedding, global_maps, local_maps, previous)
+    assert not calls, "an all-zero classifier: the layers do not run"
+    with torch.no_grad(), torch.enable_grad():
+        assert not model.propagation_head.adds_nothing(), "with autograd on (training) the head runs"
+        full = model.propagation_logits(embedding, global_maps, local_maps, previous)
+    assert calls and torch.allclose(skipped, full.detach(), atol=1e-6)
+    with torch.no_grad():
+        model.propagation_head.classifier.bias.fill_(0.5)
+    with torch.inference_mode():
+        assert not model.propagation_head.adds_nothing(), "a trained classifier runs"
+        trained = model.propagation_logits(embedding, global_maps, local_maps, previous)
+    assert not torch.allclose(trained, skipped)
+
+
 def test_propagation_correction_is_bounded() -> None:
     model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both", propagation_bound=2.0)).eval()
     generator = torch.Generator().manual_seed(4)

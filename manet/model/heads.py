@@ -67,6 +67,15 @@ class SegmentationHead(nn.Module):
             logits = self.correction_bound * torch.tanh(logits / self.correction_bound)
         return logits - self.skip_scale * skip_map.to(logits.dtype)
 
+    def adds_nothing(self) -> bool:
+        """Whether, at inference, this head's output is the matching skip alone: it has the skip
+        and its classifier is all zeros (an untrained head), so the layers need not run. Never
+        while training or with autograd on, where the zero classifier still has to learn."""
+        if self.skip_scale is None or self.training or torch.is_grad_enabled():
+            return False
+        bias = self.classifier.bias
+        return not bool(self.classifier.weight.any()) and (bias is None or not bool(bias.any()))
+
     def embedding_stem(self, embedding: torch.Tensor) -> torch.Tensor:
         """The embedding's contribution to the first pointwise conv (inference, eval-mode BN).
 

@@ -92,8 +92,11 @@ class MANet(nn.Module):
         Returns:
             (K, h, w) logits; softmax over K gives probabilities.
         """
-        maps = torch.stack([scribble_maps, previous_masks], dim=1)
-        logits = self._head_logits(self.interaction_head, embedding, maps)
+        if self.interaction_head.adds_nothing():
+            logits = scribble_maps.new_zeros(scribble_maps.shape, dtype=torch.float32)
+        else:
+            maps = torch.stack([scribble_maps, previous_masks], dim=1)
+            logits = self._head_logits(self.interaction_head, embedding, maps)
         if self.interaction_head.skip_scale is None:
             return logits
         with torch.no_grad(), torch.autocast(embedding.device.type, enabled=False):  # distances in float32
@@ -103,6 +106,8 @@ class MANet(nn.Module):
     def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
         """The embedding's share of the propagation head's first layer for one frame, (1, width,
         h, w): the same in every round, so a session computes it once (None: nothing to reuse)."""
+        if self.propagation_head.adds_nothing():
+            return None
         return self.stem(self.propagation_head, embedding)
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
@@ -112,6 +117,9 @@ class MANet(nn.Module):
 
         ``stem``: this frame's :meth:`propagation_stem`, when the caller kept it (inference only).
         """
+        if self.propagation_head.adds_nothing():  # an untrained head: nearest-neighbour matching itself
+            return self.propagation_head.add_skip(global_maps.new_zeros(global_maps.shape, dtype=torch.float32),
+                                                  global_maps)
         maps = torch.stack([global_maps, local_maps, previous_masks], dim=1)
         logits = self._head_logits(self.propagation_head, embedding, maps, stem)
         return self.propagation_head.add_skip(logits, global_maps)
