@@ -95,9 +95,9 @@ class ModelConfig:
     @classmethod
     def paper(cls) -> ModelConfig:
         """The paper's network: ResNet-101 DeepLabv3+, 256-wide decoder and heads, BGR input."""
-        return cls(encoder="paper", embedding_dim=100, feature_projection=None, decoder_channels=256, head_width=256, input_order="bgr",
-                   normalization="imagenet", pretrained_backbone=False, interaction_scribbles="positive",
-                   matching_skip="none", propagation_bound=None)
+        return cls(encoder="paper", embedding_dim=100, feature_projection=None, decoder_channels=256, head_width=256,
+                   input_order="bgr", normalization="imagenet", pretrained_backbone=False,
+                   interaction_scribbles="positive", matching_skip="none", propagation_bound=None)
 
     @classmethod
     def tiny(cls) -> ModelConfig:
@@ -117,7 +117,8 @@ class ModelConfig:
         if self.feature_projection is not None:
             if self.encoder != "lite":
                 raise ValueError(f"feature_projection needs the 'lite' encoder, not {self.encoder!r}")
-            if not 0 < self.feature_projection <= LITE_FEATURE_CHANNELS or self.embedding_dim != self.feature_projection:
+            projection = self.feature_projection
+            if not 0 < projection <= LITE_FEATURE_CHANNELS or self.embedding_dim != projection:
                 raise ValueError(f"feature_projection must lie in 1..{LITE_FEATURE_CHANNELS} and equal embedding_dim, "
                                  f"got {self.feature_projection} with embedding_dim {self.embedding_dim}")
         if self.propagation_bound is not None and not self.propagation_bound > 0:
