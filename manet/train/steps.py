@@ -24,6 +24,7 @@ from manet.inference.embeddings import autocast_context
 from manet.inference.interaction import head_scribble_maps, stroke_labels
 from manet.inference.scribbles import Annotation, Scribble
 from manet.inference.state import Channels
+from manet.model.heads import SKIP_SCALE
 from manet.model.matching import (
     global_matching_map,
     local_matching_map,
@@ -156,8 +157,6 @@ class MatchingStep(nn.Module):
         self.roi_margin = roi_margin
 
     def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
-        from manet.model.heads import SKIP_SCALE
-
         images = batch["images"]  # (B, 3, 3, H, W): reference, previous, current
         size = images.shape[0]
         embeddings = embed_for_training(self.model, images[:, [0, 2]].flatten(0, 1)).unflatten(0, (size, 2))
