@@ -143,3 +143,24 @@ def test_projection_stage_trains_only_the_projection_through_matching(tmp_path: 
     assert all(key.startswith("encoder.projection") for key in changed), changed
     with pytest.raises(ValueError, match="has none"):
         Trainer(config, data, None, tmp_path / "plain", FROZEN)
+
+
+def test_command_lines_refuse_bad_input_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path / "missing"), "--dim", "8", "--out", str(tmp_path / "init.safetensors")]) == 2
+    assert "not a DAVIS-layout folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["--data", str(tmp_path), "--dim", "0", "--out", str(tmp_path / "init.safetensors")])
+    assert exited.value.code == 2 and "--dim must lie in 1..360" in capsys.readouterr().err
+    assert not (tmp_path / "init.safetensors").exists()
+    data = make_synthetic_davis(tmp_path / "davis", sequences=1, frames=3, height=32, width=32, objects=1, seed=7)
+    import argparse
+
+    from manet.train.cli import add_parser
+    from manet.train.cli import main as train_main
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["train", "projection", "--data", str(data), "--preset", "tiny",
+                              "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert train_main(args) == 2
+    assert "the model has none" in capsys.readouterr().err

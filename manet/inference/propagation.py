@@ -17,7 +17,7 @@ import torch
 
 from manet.config import SessionConfig
 from manet.errors import FrameIndexError
-from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context, native_bfloat16
+from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context, autocast_dtype, native_bfloat16
 from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
 from manet.inference.reuse import ReuseCache
 from manet.inference.scribbles import UNLABELLED
@@ -86,10 +86,10 @@ def reference_labels(labels: np.ndarray, logits: torch.Tensor, channels: Channel
 
 
 def matching_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The dtype of the matching products for ``SessionConfig.matching_precision`` on ``device``."""
-    if precision == "bfloat16" or (precision == "auto" and native_bfloat16(device)):
-        return torch.bfloat16
-    return torch.float32
+    """The dtype of the matching products for ``SessionConfig.matching_precision`` on ``device``:
+    the encoder's precision policy (:func:`autocast_dtype`), float32 where that autocasts nothing."""
+    native = native_bfloat16(device) if precision == "auto" else False
+    return autocast_dtype(device.type, precision, native) or torch.float32
 
 
 def _frame_bound(name: str, value: int, num_frames: int) -> int:

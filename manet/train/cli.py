@@ -106,8 +106,12 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     fields = {field.name for field in dataclasses.fields(TrainConfig)} - {"stage"}
     config = TrainConfig(stage=args.stage, **{name: getattr(args, name) for name in fields})
-    trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](),
-                      prepare_init(args.init, args.preset, args.out))
+    try:
+        trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](),
+                          prepare_init(args.init, args.preset, args.out))
+    except ManetError as error:
+        print(f"manet train: error: {error}", file=sys.stderr)
+        return 2
     target = config.steps if args.max_steps is None else min(config.steps, trainer.step + args.max_steps)
     bar = tqdm(total=target, initial=trainer.step, desc=f"{args.stage}", disable=trainer.rank != 0,
                file=sys.stderr, mininterval=5.0)

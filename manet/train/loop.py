@@ -180,7 +180,8 @@ class Trainer:
         require_drawing("training")  # both stages draw robot strokes: fail before any data is read
         if self.config.stage == "projection":
             if self.model.config.feature_projection is None:
-                raise ValueError("the projection stage trains ModelConfig.feature_projection: the model has none")
+                raise CheckpointError("the projection stage trains ModelConfig.feature_projection: the model has none; "
+                                      "start from the lite preset or from `python -m manet.train.projection`'s output")
             return MatchingStep(self.model, robot_scribbles, self.config.scribble_reference_probability)
         if self.config.stage == "stage1":
             return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from manet.config import LITE_FEATURE_CHANNELS, ModelConfig
+from manet.errors import ManetError
 from manet.model.checkpoint import save_checkpoint
 from manet.model.encoder import FeatureEncoder
 from manet.model.network import MANet
@@ -118,8 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames-per-sequence", type=int, default=6)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    frames = sample_frames(DavisFolder(args.data, args.split), args.frames_per_sequence)
-    model = initial_model(frames, args.dim)
+    if not 0 < args.dim <= LITE_FEATURE_CHANNELS:
+        parser.error(f"--dim must lie in 1..{LITE_FEATURE_CHANNELS}, got {args.dim}")
+    if args.frames_per_sequence < 1:
+        parser.error(f"--frames-per-sequence must be at least 1, got {args.frames_per_sequence}")
+    try:
+        frames = sample_frames(DavisFolder(args.data, args.split), args.frames_per_sequence)
+        model = initial_model(frames, args.dim)
+    except (ManetError, ValueError) as error:  # e.g. no DAVIS folder, a split naming no sequence
+        print(f"manet.train.projection: error: {error}", file=sys.stderr)
+        return 2
     extra = {"projection": "pca", "split": str(args.split), "provenance": provenance(None)}
     save_checkpoint(model, args.out, extra=extra, include_backbone=False)
     print(f"wrote {args.out}: {args.dim}-channel projection from the principal components")

@@ -130,12 +130,20 @@ class PropagationStep(nn.Module):
         """(h, w) reference ids for the global map; -1 where a pixel is no reference."""
         if self.robot is None or rng.random() >= self.scribble_probability:
             return to_grid(truth, grid)
-        ids = truth.numpy().astype(np.uint8)
-        strokes = self.robot(ids, np.zeros_like(ids), list(range(1, channels)), rng)
-        if not strokes:
-            return to_grid(truth, grid)
-        labels = stroke_labels(Annotation(0, tuple(strokes)), ids.shape, grid, True, self.roi_margin)
-        return torch.from_numpy(labels.astype(np.int64))
+        labels = first_round_labels(self.robot, truth, channels, grid, self.roi_margin, rng)
+        return to_grid(truth, grid) if labels is None else labels
+
+
+def first_round_labels(robot: Robot, truth: torch.Tensor, channels: int, grid: tuple[int, int], roi_margin: int,
+                       rng: np.random.Generator) -> torch.Tensor | None:
+    """(h, w) ids of the robot's first-round strokes on ``truth`` with the ROI background, -1
+    elsewhere (what a session's round 1 references); None when the robot draws nothing."""
+    ids = truth.numpy().astype(np.uint8)
+    strokes = robot(ids, np.zeros_like(ids), list(range(1, channels)), rng)
+    if not strokes:
+        return None
+    return torch.from_numpy(stroke_labels(Annotation(0, tuple(strokes)), ids.shape, grid, True,
+                                          roi_margin).astype(np.int64))
 
 
 class MatchingStep(nn.Module):
@@ -166,16 +174,13 @@ class MatchingStep(nn.Module):
             channels = int(batch["num_objects"][index]) + 1
             reference, current = embeddings[index]
             masks = batch["masks"][index]
-            truth = masks[0].numpy().astype(np.uint8)
-            strokes = self.robot(truth, np.zeros_like(truth), list(range(1, channels)), rng)
+            labels = first_round_labels(self.robot, masks[0], channels, grid, self.roi_margin, rng)
             pixels = reference.flatten(1).t()
-            if strokes:
-                labels = torch.from_numpy(stroke_labels(Annotation(0, tuple(strokes)), truth.shape, grid, True,
-                                                        self.roi_margin).astype(np.int64))
+            if labels is not None:
                 stroked = [pixels[(labels == c).flatten()] for c in range(channels)]
                 own = global_matching_map(reference, stroked)
                 losses.append(upsampled_loss(-SKIP_SCALE * own, masks[0], top_fraction))
-            if strokes and rng.random() < self.scribble_probability:
+            if labels is not None and rng.random() < self.scribble_probability:
                 references = stroked
             else:
                 ids = to_grid(masks[0], grid)
