@@ -297,8 +297,8 @@ def test_local_memory_switch_and_r_choose_the_round_read(tiny_model, video, monk
     # Propagation reads the local memory with R rounds, or 1 with the local memory off.
     asked: list[int] = []
     original = LocalMemory.read
-    monkeypatch.setattr(LocalMemory, "read", lambda memory, frame, rounds: asked.append(rounds) or original(
-        memory, frame, rounds))
+    monkeypatch.setattr(LocalMemory, "read", lambda memory, frame, rounds, resolve=None: asked.append(rounds) or
+                        original(memory, frame, rounds, resolve))
     # Frame 2 is nearer round 1's interactive frame (1) than round 2's (6).
     paper, _ = _two_rounds(tiny_model, video, SessionConfig(memory_rounds=2))
     assert set(asked) == {2}

@@ -29,10 +29,12 @@ from manet.train.data import (
     CURRENT,
     PREVIOUS,
     REFERENCE,
+    ClipDataset,
     DavisFolder,
     FrameDataset,
     TripletDataset,
     collate,
+    sample_rollout_times,
     sample_triplet_times,
 )
 
@@ -399,3 +401,26 @@ def test_smoke_on_shared_davis() -> None:
     assert batch["images"].shape == (3, 3, 3, 256, 256)
     assert (batch["num_objects"] >= 1).all()
     assert time.perf_counter() - start < 10.0  # decoding included; a hang, not a benchmark
+
+
+def test_sample_rollout_times_step_away_from_the_interactive_frame() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        start = int(rng.integers(20))
+        times = sample_rollout_times(20, start, 6, 3, rng)
+        steps = {b - a for a, b in zip(times, times[1:])}
+        assert times[0] == start and len(times) == 6 and all(0 <= t < 20 for t in times)
+        assert len(steps) == 1 and 1 <= abs(steps.pop()) <= 3, times
+    assert sample_rollout_times(3, 1, 5, 2, np.random.default_rng(1))[-1] in (0, 2), "short: the end repeats"
+
+
+def test_clip_item_contract(triangle_folder: DavisFolder) -> None:
+    dataset = ClipDataset(triangle_folder, crop_size=(64, 96), frames=4, max_step=2, seed=1)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item["images"].shape == (4, 3, 64, 96) and item["images"].dtype == torch.float32
+        assert item["masks"].shape == (4, 64, 96) and item["masks"].dtype == torch.int64
+        assert item["frames"][0] == index and item["num_objects"] == 1
+        assert (item["masks"][0] == 1).any(), "the interactive frame shows the object"
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        ClipDataset(triangle_folder, frames=1)

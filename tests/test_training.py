@@ -233,3 +233,37 @@ def test_moving_average_of_weights_is_saved_and_resumes(dataset: Path, tmp_path:
     plain = Trainer(TrainConfig(steps=6, **TINY), dataset, None, tmp_path / "split", ModelConfig.tiny())
     with pytest.raises(ValueError, match="ema_decay"):
         plain.averaged_model()
+
+
+def test_rollout_trains_the_propagation_head_on_its_own_predictions(dataset: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    import dataclasses
+
+    from manet.train import steps
+
+    model_config = dataclasses.replace(ModelConfig.tiny(), matching_skip="both")
+    config = TrainConfig(stage="rollout", steps=30, learning_rate=0.05, bootstrap_end=1.0, rollout_frames=3,
+                         scribble_reference_probability=1.0, **TINY)
+    trainer = Trainer(config, dataset, None, tmp_path / "run", model_config)
+    assert trainer.dataset[0]["images"].shape[0] == 3
+    seen: list[torch.Tensor] = []
+    original = trainer.model.propagation_logits
+
+    def recording(embedding, global_maps, local_maps, previous_masks, stem=None):
+        logits = original(embedding, global_maps, local_maps, previous_masks, stem)
+        seen.append(previous_masks.detach().clone())
+        seen.append(logits.detach().argmax(dim=0))
+        return logits
+
+    trainer.model.propagation_logits = recording  # type: ignore[method-assign]
+    loss_before = fixed_batch_loss(trainer)
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    # Each clip's second propagated frame takes the first one's prediction as its previous mask.
+    assert torch.equal(seen[2].argmax(dim=0), seen[1]), "the prediction is passed on"
+    records: list[dict] = []
+    trainer.run(on_log=records.append)
+    after = trainer.model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("propagation_head.") for name in changed), changed
+    assert fixed_batch_loss(trainer) < loss_before, "the loss went down"
+    assert isinstance(trainer.step_module, steps.RolloutStep)

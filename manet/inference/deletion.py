@@ -97,7 +97,7 @@ def restore_object(state: SessionState, removed: RemovedObject) -> SessionState:
             augmented=None if record.augmented is None else _insert(record.augmented, 0, channel, taken.augmented),
             global_before=before))
         maps = {frame: _insert(value, 0, channel, taken.local.get(frame)) for frame, value in local.maps.items()}
-        locals_.append(LocalRound(local.interactive_frame, maps))
+        locals_.append(LocalRound(local.interactive_frame, maps, dict(local.deferred)))
     memory = state.global_memory
     if memory is not None and removed.global_memory is not None:
         memory = _insert_global(memory, channel, removed.global_memory)
@@ -123,7 +123,8 @@ def _remove_from_round(record: RoundRecord, local: LocalRound, channel: int,
                                      channels=channels, logits=logits, augmented=augmented, global_before=before)
     removed = RemovedRound(record.channels, record.annotation, logits_slice, augmented_slice, before_slice,
                            local_slices)
-    return new_record, LocalRound(local.interactive_frame, maps), removed
+    # Deferred maps come from the round's logits, which lose the channel with the rest.
+    return new_record, LocalRound(local.interactive_frame, maps, dict(local.deferred)), removed
 
 
 def without_object(annotation: Annotation, object_id: int) -> Annotation:

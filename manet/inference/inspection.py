@@ -7,17 +7,18 @@ import numpy as np
 
 from manet.config import SessionConfig
 from manet.errors import SessionStateError, UnknownObjectError
-from manet.inference.memory import LocalMemory
+from manet.inference.memory import LocalMemory, LocalResolver
 from manet.inference.state import MatchingMaps, SessionState
 from manet.model.matching import upsample_maps
 
 
 def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, int], frame: int,
-                  object_id: int) -> MatchingMaps:
+                  object_id: int, resolve: LocalResolver | None = None) -> MatchingMaps:
     """The global, local and augmented maps of ``frame`` and ``object_id`` in ``state``.
 
     The local map is the one eq 6 reads with ``config``'s switches (nearest annotated round among
-    the last R, or the last round alone with the local memory off); the augmented map exists only
+    the last R, or the last round alone with the local memory off), computed by ``resolve`` when
+    its round deferred it (without a resolver such a map is None); the augmented map exists only
     for scribbled frames (the latest round that scribbled ``frame`` wins).
     """
     if not state.rounds or state.global_memory is None:
@@ -31,7 +32,7 @@ def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, i
     local_map = None
     rounds = config.memory_rounds if config.local_memory else 1
     try:
-        local = LocalMemory(state.local_rounds).read(frame, rounds)
+        local = LocalMemory(state.local_rounds).read(frame, rounds, resolve)
         if channel < local.shape[0]:
             local_map = upsample_maps(local[channel:channel + 1], grid)[0].numpy()
     except KeyError:

@@ -5,6 +5,8 @@
   to 1 ("far from everything"). Stored float16 at the stride-4 grid.
 * :class:`LocalMemory` (eq 5, eq 6): every round's local matching maps are recorded; a frame
   reads the map of the round whose interactive frame is nearest in time, among the last R rounds.
+  A round whose propagation head does not read local maps (an untrained head) records only which
+  frame each map would match (:attr:`LocalRound.deferred`); the map is computed when read.
 
 Both are sized from the video and grow their channel count on demand. Channel indices are
 tensor positions (0 = background); the session maps user object ids to them.
@@ -12,7 +14,7 @@ tensor positions (0 = background); the session maps user object ids to them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -87,10 +89,27 @@ class GlobalMemory:
 
 @dataclass
 class LocalRound:
-    """Local maps recorded in one round: frame -> (C, h2, w2) float16 at the pooled grid."""
+    """Local maps recorded in one round.
+
+    Attributes:
+        interactive_frame: the round's scribbled frame.
+        maps: frame -> (C, h2, w2) float16 at the pooled grid (or (C, h, w) in the authors' order).
+        deferred: frame -> the frame it was propagated from, for maps not computed while the
+            round ran: such a map is the frame matched to the round's mask of that frame, and
+            :meth:`LocalMemory.read` computes it with the resolver it is given.
+    """
 
     interactive_frame: int
     maps: dict[int, torch.Tensor] = field(default_factory=dict)
+    deferred: dict[int, int] = field(default_factory=dict)
+
+    def holds(self, frame: int) -> bool:
+        """Whether the round has a local map of ``frame``, computed or deferred."""
+        return frame in self.maps or frame in self.deferred
+
+
+# (index of the round in LocalMemory.rounds, frame, frame it was propagated from) -> (C, h2, w2) map
+LocalResolver = Callable[[int, int, int], torch.Tensor]
 
 
 class LocalMemory:
@@ -111,29 +130,49 @@ class LocalMemory:
     def write(self, frame: int, maps: torch.Tensor) -> None:
         """Eq 5: record the current (last begun) round's local maps of ``frame``."""
         self.rounds[-1].maps[frame] = maps.to(STORAGE_DTYPE)
+        self.rounds[-1].deferred.pop(frame, None)
 
-    def read(self, frame: int, memory_rounds: int) -> torch.Tensor:
+    def defer(self, frame: int, previous: int) -> None:
+        """Eq 5 without computing it: the current round's map of ``frame`` matches ``frame`` to
+        the round's mask of ``previous``; :meth:`read` computes it when asked."""
+        self.rounds[-1].deferred[frame] = previous
+        self.rounds[-1].maps.pop(frame, None)
+
+    def read(self, frame: int, memory_rounds: int, resolve: LocalResolver | None = None) -> torch.Tensor:
         """Eq 6: the map of ``frame`` from the round, among the last ``memory_rounds`` that hold
         one, whose interactive frame is nearest to ``frame`` (ties go to the most recent round).
 
         Channels that an older round did not have yet are taken from the most recent round.
+        Deferred maps are computed by ``resolve``; without one, a deferred map raises KeyError.
         Returns (C, h2, w2) float32 with C the channel count of the most recent map.
         """
-        candidates = [entry for entry in self.rounds[-memory_rounds:] if frame in entry.maps]
+        offset = max(0, len(self.rounds) - memory_rounds)
+        candidates = [(index + offset, entry) for index, entry in enumerate(self.rounds[-memory_rounds:])
+                      if entry.holds(frame)]
         if not candidates:
             raise KeyError(f"no local map recorded for frame {frame}")
-        newest = candidates[-1].maps[frame].float()
-        best = min(reversed(candidates), key=lambda entry: abs(frame - entry.interactive_frame))
-        chosen = best.maps[frame].float()
-        if chosen.shape[0] < newest.shape[0]:
-            chosen = torch.cat([chosen, newest[chosen.shape[0]:]], dim=0)
+        best_index, best = min(reversed(candidates), key=lambda pair: abs(frame - pair[1].interactive_frame))
+        chosen = self._map(best_index, best, frame, resolve)
+        newest_index, newest_entry = candidates[-1]
+        if newest_index != best_index:
+            newest = self._map(newest_index, newest_entry, frame, resolve)
+            if chosen.shape[0] < newest.shape[0]:
+                chosen = torch.cat([chosen, newest[chosen.shape[0]:]], dim=0)
         return chosen
+
+    @staticmethod
+    def _map(index: int, entry: LocalRound, frame: int, resolve: LocalResolver | None) -> torch.Tensor:
+        if frame in entry.maps:
+            return entry.maps[frame].float()
+        if resolve is None:
+            raise KeyError(f"round {index}'s local map of frame {frame} was deferred and no resolver was given")
+        return resolve(index, frame, entry.deferred[frame]).to(STORAGE_DTYPE).float().cpu()  # as if stored
 
     def chosen_round(self, frame: int, memory_rounds: int) -> int | None:
         """Index of the round :meth:`read` would use for ``frame``'s older channels, or None."""
         offset = max(0, len(self.rounds) - memory_rounds)
         candidates = [(index + offset, entry) for index, entry in enumerate(self.rounds[-memory_rounds:])
-                      if frame in entry.maps]
+                      if entry.holds(frame)]
         if not candidates:
             return None
         return min(reversed(candidates), key=lambda pair: abs(frame - pair[1].interactive_frame))[0]

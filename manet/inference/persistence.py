@@ -270,6 +270,7 @@ def _write_round(video: VideoSource, record: RoundRecord, local: LocalRound, pat
         "has_mask": annotation.mask is not None,
         "local_interactive_frame": local.interactive_frame,
         "local_frames": sorted(local.maps),
+        "local_deferred": [[frame, local.deferred[frame]] for frame in sorted(local.deferred)],
     }
 
 

@@ -255,7 +255,7 @@ def _read_rounds(folder: Path, manifest: dict[str, Any], video: VideoSource,
                                    f"({len(channels)}, {grid[0]}, {grid[1]})")
         annotation = _annotation(path, entry, tensors.get("annotation.mask"), video)
         records.append(RoundRecord(position, annotation, channels, float(entry["seconds"]), logits, before, augmented))
-        local_rounds.append(_local_round(path, entry, tensors, len(channels)))
+        local_rounds.append(_local_round(path, entry, tensors, len(channels), video.num_frames))
     return records, local_rounds, grid
 
 
@@ -279,7 +279,8 @@ def _annotation(path: Path, entry: dict[str, Any], mask: torch.Tensor | None, vi
                                "the save is damaged") from error
 
 
-def _local_round(path: Path, entry: dict[str, Any], tensors: dict[str, torch.Tensor], channels: int) -> LocalRound:
+def _local_round(path: Path, entry: dict[str, Any], tensors: dict[str, torch.Tensor], channels: int,
+                 num_frames: int) -> LocalRound:
     local = LocalRound(int(entry["local_interactive_frame"]))
     stored = sorted(int(name.split(".", 1)[1]) for name in tensors if name.startswith("local."))
     if stored != sorted(int(frame) for frame in entry["local_frames"]):
@@ -290,6 +291,15 @@ def _local_round(path: Path, entry: dict[str, Any], tensors: dict[str, torch.Ten
         if maps.shape[0] > channels:
             raise SessionFileError(f"{path}: local.{frame} has {maps.shape[0]} channels, the round {channels}")
         local.maps[frame] = maps
+    # Saves before deferred local maps existed have no such list.
+    for pair in entry.get("local_deferred", []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(value, int) for value in pair)):
+            raise SessionFileError(f"{path}: local_deferred holds {pair!r}, expected [frame, previous frame]")
+        frame, previous = pair
+        if not (0 <= frame < num_frames and 0 <= previous < num_frames) or frame in local.maps:
+            raise SessionFileError(f"{path}: local_deferred [{frame}, {previous}] is outside the "
+                                   f"{num_frames}-frame video or repeats a stored map; the save is damaged")
+        local.deferred[frame] = previous
     return local
 
 

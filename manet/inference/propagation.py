@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ from manet.config import SessionConfig
 from manet.errors import FrameIndexError
 from manet.inference.embeddings import EmbeddingStore, Prefetch, autocast_context, autocast_dtype, native_bfloat16
 from manet.inference.interaction import channel_indices, channel_masks, mask_to_grid, one_hot
+from manet.inference.memory import LocalResolver
 from manet.inference.reuse import ReuseCache
 from manet.inference.scribbles import UNLABELLED
 from manet.inference.state import Channels
@@ -100,6 +101,52 @@ def _frame_bound(name: str, value: int, num_frames: int) -> int:
     return int(value)
 
 
+class LocalMatcher:
+    """Eq 4 for one frame: matched to a neighbouring frame's labels within the window, from the
+    neighbours' distances (computed once and kept in the :class:`ReuseCache`)."""
+
+    def __init__(self, embeddings: EmbeddingStore, config: SessionConfig, reuse: ReuseCache) -> None:
+        self.embeddings = embeddings
+        self.config = config
+        self.reuse = reuse
+        self.dtype = matching_dtype(embeddings.device, config.matching_precision)
+
+    def __call__(self, frame: int, previous: int, labels: torch.Tensor, channels: int) -> torch.Tensor:
+        """(C, h2, w2) float32 local maps of ``frame`` (C = ``channels``; (C, h, w) in the authors'
+        order) against ``previous``'s (h, w) channel indices ``labels``."""
+        def compute() -> torch.Tensor:
+            pooled_previous = pool_embedding(self.embeddings.get(previous))
+            return local_distances(pool_embedding(self.embeddings.get(frame)), pooled_previous,
+                                   self.config.window, dtype=self.dtype)
+
+        with torch.inference_mode(), torch.autocast(self.embeddings.device.type, enabled=False):
+            distances = self.reuse.distances(frame, previous, compute)
+            return local_map_for_order(distances, labels.to(distances.device), channels, self.config.window,
+                                       self.config.local_map_order)
+
+
+def local_resolver(matcher: LocalMatcher, round_logits: Sequence[torch.Tensor],
+                   open_round: Callable[[], torch.Tensor] | None = None) -> LocalResolver:
+    """What :meth:`LocalMemory.read` computes deferred maps with: round ``i``'s map of a frame
+    is the frame matched to round ``i``'s mask of the frame it was propagated from.
+
+    Args:
+        matcher: computes eq 4.
+        round_logits: (T, C, h, w) logits of each committed round, in order.
+        open_round: the logits of the round being propagated (index ``len(round_logits)``), if any.
+    """
+    def resolve(index: int, frame: int, previous: int) -> torch.Tensor:
+        if index < len(round_logits):
+            logits = round_logits[index]
+        elif open_round is not None:
+            logits = open_round()
+        else:
+            raise KeyError(f"no round {index} to compute the local map of frame {frame} from")
+        return matcher(frame, previous, logits[previous].float().argmax(dim=0), int(logits.shape[1]))
+
+    return resolve
+
+
 class Propagator:
     """State of one round's propagation; writes into ``transaction``.
 
@@ -110,7 +157,8 @@ class Propagator:
 
     def __init__(self, model: MANet, embeddings: EmbeddingStore, config: SessionConfig,
                  transaction: RoundTransaction, order: list[tuple[int, int]],
-                 fixed: dict[int, np.ndarray] | None = None, reuse: ReuseCache | None = None) -> None:
+                 fixed: dict[int, np.ndarray] | None = None, reuse: ReuseCache | None = None,
+                 round_logits: Sequence[torch.Tensor] = ()) -> None:
         self.model = model
         self.embeddings = embeddings
         self.config = config
@@ -120,6 +168,9 @@ class Propagator:
         self.channels = transaction.channels
         self.grid = embeddings.grid
         self.reuse = reuse if reuse is not None else ReuseCache(0.0, config.window)
+        self.local_matcher = LocalMatcher(embeddings, config, self.reuse)
+        # Earlier rounds' deferred local maps, for a propagation head that reads them.
+        self.resolve = local_resolver(self.local_matcher, round_logits, lambda: transaction.logits)
         # Frames with a user-given mask keep it: their logits are that mask, never the head's.
         self.fixed = {frame: torch.from_numpy(channel_indices(mask_to_grid(mask, self.grid), self.pending.channels))
                       for frame, mask in (fixed or {}).items()}
@@ -169,7 +220,11 @@ class Propagator:
         with torch.autocast(embedding.device.type, enabled=False):
             global_maps = self._global_maps(frame, embedding)
             clock = self._lap("global_map", clock)
-            local_maps = self._local_maps(frame, previous, embedding)
+            local_maps: torch.Tensor | None = None
+            if not self.model.reads_local_maps():  # the map would change nothing: compute it when read
+                self.transaction.local_memory.defer(frame, previous)
+            else:
+                local_maps = self._local_maps(frame, previous, embedding)
             clock = self._lap("local_map", clock)
         previous_labels = self.transaction.logits[previous].float().argmax(dim=0)
         previous_masks = one_hot(previous_labels, self.channels, self.grid, embedding.device)
@@ -192,18 +247,11 @@ class Propagator:
 
     def _local_maps(self, frame: int, previous: int, embedding: torch.Tensor) -> torch.Tensor:
         """Eq 4 then eq 5/6; returns the local maps read from memory, upsampled to the grid."""
-        def compute() -> torch.Tensor:
-            pooled_previous = pool_embedding(self.embeddings.get(previous))
-            return local_distances(pool_embedding(embedding), pooled_previous, self.config.window,
-                                   dtype=self.matching_dtype)
-
-        distances = self.reuse.distances(frame, previous, compute)
-        previous_labels = self.transaction.logits[previous].float().argmax(dim=0).to(embedding.device)
-        current = local_map_for_order(distances, previous_labels, self.channels, self.config.window,
-                                      self.config.local_map_order)
+        previous_labels = self.transaction.logits[previous].float().argmax(dim=0)
+        current = self.local_matcher(frame, previous, previous_labels, self.channels)
         self.transaction.local_memory.write(frame, current.cpu())
         rounds = self.config.memory_rounds if self.config.local_memory else 1
-        chosen = self.transaction.local_memory.read(frame, rounds).to(embedding.device)
+        chosen = self.transaction.local_memory.read(frame, rounds, self.resolve).to(embedding.device)
         return upsample_maps(chosen, self.grid).clamp(0, 1)
 
     def _write_interactive(self, interactive: torch.Tensor) -> None:

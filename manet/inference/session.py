@@ -29,7 +29,7 @@ from manet.inference.inputs import ScribbleInput, to_annotation
 from manet.inference.inspection import least_confident_frame, matching_maps
 from manet.inference.masks import MaskCache
 from manet.inference.objects import ObjectInfo
-from manet.inference.propagation import Direction, Propagator, propagation_order
+from manet.inference.propagation import Direction, LocalMatcher, Propagator, local_resolver, propagation_order
 from manet.inference.resample import GridResampler
 from manet.inference.reuse import ReuseCache
 from manet.inference.scribbles import Annotation, make_annotation
@@ -296,7 +296,8 @@ class Session:
                                        self.config.fusion_power, self.annotated_frames)
         self._propagating = True
         try:
-            propagator = Propagator(self.model, self.embeddings, self.config, transaction, order, fixed, self.reuse)
+            propagator = Propagator(self.model, self.embeddings, self.config, transaction, order, fixed, self.reuse,
+                                    [record.logits for record in self._history.rounds])
             for index, logits in propagator.run(self.device):
                 if cancel is not None and cancel():
                     raise PropagationCancelled(
@@ -361,7 +362,10 @@ class Session:
         """
         frame = self._check_frame(frame)
         grid = self.grid if self._history.rounds else (0, 0)
-        return matching_maps(self.state(), self.config, grid, frame, object_id)
+        state = self.state()
+        resolve = local_resolver(LocalMatcher(self.embeddings, self.config, self.reuse),
+                                 [record.logits for record in state.rounds])
+        return matching_maps(state, self.config, grid, frame, object_id, resolve)
 
     def upsample_map(self, grid_map: np.ndarray) -> np.ndarray:
         """A (h, w) grid map resized to the video's (H, W), float32."""

@@ -182,3 +182,8 @@ def check_fits(state: SessionState, num_frames: int, height: int, width: int,
     if state.global_memory is not None and state.global_memory.maps.shape[0] != num_frames:
         raise SessionStateError(f"the global memory holds {state.global_memory.maps.shape[0]} frames, "
                                 f"the video {num_frames}")
+    for index, local in enumerate(state.local_rounds):
+        outside = sorted(frame for pair in local.deferred.items() for frame in pair if not 0 <= frame < num_frames)
+        if outside:
+            raise SessionStateError(f"round {index}'s local memory refers to frames {outside} outside this "
+                                    f"{num_frames}-frame video")

@@ -40,8 +40,11 @@ class MatchingBaseline(MANet):
     def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def reads_local_maps(self) -> bool:
+        return False
+
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
-                           local_maps: torch.Tensor, previous_masks: torch.Tensor,
+                           local_maps: torch.Tensor | None, previous_masks: torch.Tensor,
                            stem: torch.Tensor | None = None) -> torch.Tensor:
         # The global map only: matching to the previous frame's hard mask drifts.
         return -LOGIT_SCALE * global_maps.float()

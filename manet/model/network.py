@@ -110,16 +110,26 @@ class MANet(nn.Module):
             return None
         return self.stem(self.propagation_head, embedding)
 
+    def reads_local_maps(self) -> bool:
+        """Whether :meth:`propagation_logits` uses its local maps (at inference): not when the
+        propagation head adds nothing to the global map (:meth:`SegmentationHead.adds_nothing`),
+        so a round may leave them uncomputed until someone looks at them."""
+        return not self.propagation_head.adds_nothing()
+
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
-                           local_maps: torch.Tensor, previous_masks: torch.Tensor,
+                           local_maps: torch.Tensor | None, previous_masks: torch.Tensor,
                            stem: torch.Tensor | None = None) -> torch.Tensor:
         """Per-object logits of a propagated frame (all maps (K, h, w) float; see the class doc).
 
         ``stem``: this frame's :meth:`propagation_stem`, when the caller kept it (inference only).
+        ``local_maps`` may be None only when :meth:`reads_local_maps` is False.
         """
         if self.propagation_head.adds_nothing():  # an untrained head: nearest-neighbour matching itself
             return self.propagation_head.add_skip(global_maps.new_zeros(global_maps.shape, dtype=torch.float32),
                                                   global_maps)
+        if local_maps is None:
+            raise ValueError("this propagation head reads local maps: pass them (local_maps=None only for "
+                             "an untrained head, which adds nothing to the global map)")
         maps = torch.stack([global_maps, local_maps, previous_masks], dim=1)
         logits = self._head_logits(self.propagation_head, embedding, maps, stem)
         return self.propagation_head.add_skip(logits, global_maps)

@@ -1,4 +1,4 @@
-"""``manet train stage1|stage2``: command-line front end of :mod:`manet.train.loop`."""
+"""``manet train projection|stage1|rollout|stage2``: command-line front end of :mod:`manet.train.loop`."""
 
 from __future__ import annotations
 
@@ -23,10 +23,12 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train the lite (or paper) model on a DAVIS-layout folder",
                                    description="projection trains the lite encoder's feature projection through "
                                                "nearest-neighbour matching; stage 1 the embedding decoder (or "
-                                               "projection) and the propagation head; stage 2 the interaction head "
+                                               "projection) and the propagation head; rollout the propagation head on "
+                                               "its own round-1 rollouts from simulated strokes; stage 2 the "
+                                               "interaction head "
                                                "with the encoder frozen. "
                                                "Runs resume from --out; use torchrun for several processes.")
-    parser.add_argument("stage", choices=["projection", "stage1", "stage2"])
+    parser.add_argument("stage", choices=["projection", "stage1", "rollout", "stage2"])
     parser.add_argument("--data", required=True, metavar="FOLDER|davis2017",
                         help="DAVIS-layout folder (JPEGImages/, Annotations/), or davis2017 for what "
                              "`manet download davis2017` extracted (multi-object; default split: ImageSets/train.txt)")

@@ -4,7 +4,8 @@ The folder is read by :mod:`manet.io.davis` (layout, split files and mask rules 
 there); :class:`DavisFolder` keeps decoded frames and masks in memory.
 
 ``TripletDataset`` yields (reference, previous, current) frame triplets for stage 1 (the
-propagation branch), ``FrameDataset`` single frames for stage 2 (the interaction branch).
+propagation branch), ``ClipDataset`` an interactive frame and the frames propagated after it
+(rollouts of round 1), ``FrameDataset`` single frames for stage 2 (the interaction branch).
 Every item is a pure function of ``(seed, epoch, index)``: call ``set_epoch`` before each epoch
 (with DataLoader workers, before creating the iterator; not with ``persistent_workers=True``).
 """
@@ -285,6 +286,55 @@ class TripletDataset(_SeededFrames):
             "images": _to_tensor_images(color_jitter(clip.images, rng, self.augment)),
             "masks": torch.from_numpy(clip.ids.astype(np.int64)),
             "previous_mask": torch.from_numpy(previous.astype(np.int64)),
+            "num_objects": clip.num_objects,
+            "sequence": name,
+            "frames": torch.tensor(times, dtype=torch.int64),
+        }
+
+
+def sample_rollout_times(num_frames: int, start: int, frames: int, max_step: int,
+                         rng: np.random.Generator) -> list[int]:
+    """``frames`` frame indices of one propagation rollout: the interactive frame ``start``, then
+    one frame every ``step`` (1..``max_step``) in a random direction, turned back at the
+    sequence's end; a sequence too short repeats its last frame."""
+    step = int(rng.integers(1, max(1, max_step) + 1))
+    direction = -1 if rng.random() < 0.5 else 1
+    reach = (frames - 1) * step
+    if not 0 <= start + direction * reach < num_frames:
+        direction = -direction
+    while step > 1 and not 0 <= start + direction * (frames - 1) * step < num_frames:
+        step -= 1
+    return [min(num_frames - 1, max(0, start + direction * step * index)) for index in range(frames)]
+
+
+class ClipDataset(_SeededFrames):
+    """Rollout samples: an interactive frame and the frames a round propagates to after it.
+
+    Item ``i`` starts at frame i of the concatenated sequences (:func:`sample_rollout_times`).
+    Keys: ``images`` (N,3,H,W) float32 RGB in [0,1], the interactive frame first; ``masks``
+    (N,H,W) int64 ids 0..n (the objects of the interactive frame); ``num_objects`` int n;
+    ``sequence`` str; ``frames`` (N,) int64 frame indices.
+    """
+
+    def __init__(self, folder: DavisFolder, crop_size: tuple[int, int] = (256, 256), frames: int = 6,
+                 max_step: int = 2, composite_probability: float = 0.5, max_objects: int = 3, seed: int = 0,
+                 augment: AugmentConfig | None = None) -> None:
+        if frames < 2:
+            raise ValueError(f"a rollout needs at least 2 frames (the interactive frame and one more), got {frames}")
+        super().__init__(folder, crop_size, composite_probability, max_objects, seed, augment)
+        self.frames, self.max_step = frames, max_step
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        name, start = self._items[index]
+        for _ in range(_MAX_ATTEMPTS):
+            times = sample_rollout_times(self.folder.num_frames(name), start, self.frames, self.max_step, rng)
+            clip = self.renderer.render(name, times, 0, 0, rng)
+            if clip.num_objects > 0:
+                break
+        return {
+            "images": _to_tensor_images(color_jitter(clip.images, rng, self.augment)),
+            "masks": torch.from_numpy(clip.ids.astype(np.int64)),
             "num_objects": clip.num_objects,
             "sequence": name,
             "frames": torch.tensor(times, dtype=torch.int64),

@@ -35,11 +35,11 @@ from manet.model.network import MANet
 from manet.provenance import efficientnet_weights, file_record, provenance
 from manet.simulate.robot import require_drawing, robot_scribbles
 from manet.train.augment import PerturbConfig
-from manet.train.data import DavisFolder, FrameDataset, TripletDataset, collate
+from manet.train.data import ClipDataset, DavisFolder, FrameDataset, TripletDataset, collate
 from manet.train.losses import bootstrap_fraction
-from manet.train.steps import InteractionStep, MatchingStep, PropagationStep
+from manet.train.steps import InteractionStep, MatchingStep, PropagationStep, RolloutStep
 
-Stage = Literal["projection", "stage1", "stage2"]
+Stage = Literal["projection", "stage1", "rollout", "stage2"]
 LogCallback = Callable[[dict[str, Any]], None]
 
 
@@ -59,7 +59,9 @@ class TrainConfig:
     keeps an exponential moving average of the weights (``ema.safetensors``), which evens out
     where the last high-learning-rate steps happened to leave them. ``keep_every`` > 0 also
     keeps the weights of every that-many-th step (``step-NNNNNN.safetensors``), to choose a
-    checkpoint on a validation split afterwards.
+    checkpoint on a validation split afterwards. Rollout stage only: ``rollout_frames`` frames
+    per clip (the interactive frame and the frames propagated after it), ``rollout_max_step``
+    the largest frame step between them.
     """
 
     stage: Stage = "stage1"
@@ -85,6 +87,8 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     keep_every: int = 0
+    rollout_frames: int = 6
+    rollout_max_step: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +113,7 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     torch.manual_seed(config.seed)
     model = load_checkpoint(init) if init is not None else MANet(model_config)
     stage1 = ("encoder.", "propagation_head.") if config.train_encoder else ("propagation_head.",)
-    trainable = {"projection": ("encoder.projection",), "stage1": stage1,
+    trainable = {"projection": ("encoder.projection",), "stage1": stage1, "rollout": ("propagation_head.",),
                  "stage2": ("interaction_head.",)}[config.stage]
     for name, parameter in model.named_parameters():
         frozen_backbone = config.freeze_backbone and name.startswith("encoder.backbone.")
@@ -161,8 +165,12 @@ class Trainer:
         self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         crop = (config.crop, config.crop)
-        if config.stage in ("projection", "stage1"):
-            self.dataset: TripletDataset | FrameDataset = TripletDataset(
+        if config.stage == "rollout":
+            self.dataset: TripletDataset | FrameDataset | ClipDataset = ClipDataset(
+                folder, crop, frames=config.rollout_frames, max_step=config.rollout_max_step,
+                composite_probability=config.composite_probability, max_objects=config.max_objects, seed=config.seed)
+        elif config.stage in ("projection", "stage1"):
+            self.dataset = TripletDataset(
                 folder, crop, composite_probability=config.composite_probability,
                 max_objects=config.max_objects, seed=config.seed, perturb=scaled_perturbation(config.perturb_scale))
         else:
@@ -183,6 +191,9 @@ class Trainer:
                 raise CheckpointError("the projection stage trains ModelConfig.feature_projection: the model has none; "
                                       "start from the lite preset or from `python -m manet.train.projection`'s output")
             return MatchingStep(self.model, robot_scribbles, self.config.scribble_reference_probability)
+        if self.config.stage == "rollout":
+            return RolloutStep(self.model, robot_scribbles, self.config.window,
+                               self.config.scribble_reference_probability)
         if self.config.stage == "stage1":
             return PropagationStep(self.model, self.config.window, self.config.scribble_reference_probability,
                                    robot_scribbles, previous_from_matching=self.config.previous_from_matching)

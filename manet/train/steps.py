@@ -5,6 +5,10 @@ Stage 1 (paper 4.1): the encoder's decoder/embedding and the propagation head le
 (global map), the previous frame's perturbed ground truth is the previous prediction (local
 map and mask input).
 
+Rollout: the propagation head learns from its own round 1: the interactive frame segmented by
+matching its simulated strokes, then frame after frame propagated with the previous frame's
+prediction (detached) as the local map's reference and the mask input, as a session does.
+
 Stage 2: the encoder is frozen; the interaction head learns round by round from simulated
 scribbles: round 1 positive strokes against an all-background previous mask (with the
 first-round ROI background), later rounds correction strokes against its own prediction.
@@ -26,6 +30,7 @@ from manet.inference.scribbles import Annotation, Scribble
 from manet.inference.state import Channels
 from manet.model.heads import SKIP_SCALE
 from manet.model.matching import (
+    evenly_subsampled,
     global_matching_map,
     local_matching_map,
     pool_embedding,
@@ -187,6 +192,64 @@ class MatchingStep(nn.Module):
                 references = [pixels[(ids == c).flatten()] for c in range(channels)]
             matched = global_matching_map(current, references)
             losses.append(upsampled_loss(-SKIP_SCALE * matched, masks[2], top_fraction))
+        return torch.stack(losses).mean()
+
+
+class RolloutStep(nn.Module):
+    """forward(batch, top_fraction, rng) -> mean loss over the propagated frames of the batch's clips.
+
+    Round 1 as a session runs it with these weights: the robot strokes the interactive frame
+    (first image), whose mask is its matching to the strokes (with the ROI background); each
+    next frame gets the global map to the strokes (at most ``max_references`` pixels per
+    object, as a session keeps), the local map to the previous frame's prediction and that
+    prediction as the mask input. The prediction passed on is detached (the head learns to
+    correct the inputs it will really see, not to shape them). With probability
+    ``1 - scribble_probability`` the references are the interactive frame's full mask instead
+    (what later rounds' memories approach).
+    """
+
+    def __init__(self, model: MANet, robot: Robot, window: int, scribble_probability: float = 1.0,
+                 roi_margin: int = 10, max_references: int | None = 1024) -> None:
+        super().__init__()
+        self.model = model
+        self.robot = robot
+        self.window = window
+        self.scribble_probability = scribble_probability
+        self.roi_margin = roi_margin
+        self.max_references = max_references
+
+    def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
+        images = batch["images"]  # (B, N, 3, H, W), the interactive frame first
+        size, frames = images.shape[:2]
+        with torch.no_grad():
+            embeddings = embed_for_training(self.model, images.flatten(0, 1)).unflatten(0, (size, frames))
+        grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
+        losses = []
+        for index in range(size):
+            channels = int(batch["num_objects"][index]) + 1
+            clip, masks = embeddings[index], batch["masks"][index]
+            labels = first_round_labels(self.robot, masks[0], channels, grid, self.roi_margin, rng)
+            pixels = clip[0].flatten(1).t()
+            if labels is not None:
+                stroked = [evenly_subsampled(pixels[(labels == c).flatten()], self.max_references)
+                           for c in range(channels)]
+            if labels is not None and rng.random() < self.scribble_probability:
+                references = stroked
+                previous_ids = global_matching_map(clip[0], stroked).argmin(dim=0)
+            else:
+                previous_ids = to_grid(masks[0], grid)
+                references = [evenly_subsampled(pixels[(previous_ids == c).flatten()], self.max_references)
+                              for c in range(channels)]
+            for step in range(1, frames):
+                current, previous = clip[step], clip[step - 1]
+                global_maps = global_matching_map(current, references)
+                local_maps = local_matching_map(pool_embedding(current), pool_embedding(previous),
+                                                pool_labels(previous_ids, channels), self.window)
+                local_maps = F.interpolate(local_maps[None], size=grid, mode="bilinear", align_corners=False)[0]
+                logits = self.model.propagation_logits(current[None], global_maps, local_maps.clamp(0, 1),
+                                                       one_hot_grid(previous_ids, channels))
+                losses.append(upsampled_loss(logits, masks[step], top_fraction))
+                previous_ids = logits.detach().argmax(dim=0)
         return torch.stack(losses).mean()
 
 
