@@ -217,6 +217,12 @@ class SessionConfig:
             ``None``), or also every pixel of the interactive frame's new mask whose probability
             exceeds this threshold (strokes keep their ids where they lie), so parts of an
             object no stroke crossed are matched too.
+        local_skip: w, the local map's weight beside the global map when the propagation head
+            is untrained (all-zero classifier, as in the shipped weights): an object's logit is
+            then ``-20 (g + w l)`` instead of ``-20 g``, so the previous frame's mask within the
+            window (eq 4) counts as well as the annotations. 0 leaves the local map out (and
+            rounds then defer it until someone looks at it); a trained head reads both maps
+            itself and ignores this.
     """
 
     working_size: int | None = 240
@@ -237,6 +243,7 @@ class SessionConfig:
     fusion_power: float = 1.0
     mask_references: float | None = None
     matching_precision: MatchingPrecision = "float32"
+    local_skip: float = 0.0
 
     @classmethod
     def paper(cls) -> SessionConfig:
@@ -266,6 +273,8 @@ class SessionConfig:
                              f"got {self.matching_precision!r}")
         if self.mask_references is not None and not 0.0 <= self.mask_references < 1.0:
             raise ValueError(f"mask_references must be a probability in [0, 1) or None, got {self.mask_references}")
+        if not (isinstance(self.local_skip, (int, float)) and 0.0 <= self.local_skip < float("inf")):
+            raise ValueError(f"local_skip must be a finite weight >= 0, got {self.local_skip!r}")
         if not self.fusion_power > 0:
             raise ValueError(f"fusion_power must be a positive number, got {self.fusion_power}")
         if self.precision not in ("auto", "float32", "bfloat16", "float16"):

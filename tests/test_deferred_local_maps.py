@@ -165,3 +165,34 @@ def test_a_trained_head_reads_an_earlier_deferred_round(untrained, video, monkey
     used = upsample_maps(read[2][1:2], session.grid)[0].numpy()
     assert np.allclose(used, shown, atol=ATOL)
     assert not np.allclose(shown, session.maps(7, 1).local_map[:1, :1].mean()), "a real map, not a constant"
+
+
+def test_local_skip_weighs_the_local_map_into_an_untrained_head(untrained, video) -> None:
+    plain = _two_rounds(untrained, video)
+    weighted = _two_rounds(untrained, video, SessionConfig(memory_rounds=2, precision="float32", local_skip=0.5))
+    assert all(local.maps and not local.deferred for local in weighted.state().local_rounds), \
+        "the local map is read, so the rounds compute it"
+    first = weighted.state().rounds[0]
+    for frame in (2, 3):  # round 1 propagated these from frame 1 (no fusion in round 1)
+        maps = weighted.maps(frame, 1)
+        background = weighted.maps(frame, 0)
+        expected = -20.0 * (np.stack([background.global_map, maps.global_map])
+                            + 0.5 * np.stack([background.local_map, maps.local_map]))
+        # maps.local_map is eq 6's read after both rounds: frames 2 and 3 are nearer frame 1,
+        # so it is round 1's own map, the one round 1 used.
+        assert np.allclose(first.logits[frame, :2].float().numpy(), expected, atol=0.05)
+    assert not torch.equal(weighted.state().rounds[0].logits, plain.state().rounds[0].logits)
+
+
+def test_local_skip_changes_nothing_for_a_trained_head(untrained, video) -> None:
+    with torch.no_grad():
+        untrained.propagation_head.classifier.bias.fill_(0.25)
+    plain = _two_rounds(untrained, video)
+    weighted = _two_rounds(untrained, video, SessionConfig(memory_rounds=2, precision="float32", local_skip=0.5))
+    assert torch.equal(weighted.state().rounds[-1].logits, plain.state().rounds[-1].logits)
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf"), "0.5"])
+def test_local_skip_must_be_a_finite_weight(value) -> None:
+    with pytest.raises(ValueError, match="local_skip"):
+        SessionConfig(local_skip=value)

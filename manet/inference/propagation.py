@@ -221,7 +221,7 @@ class Propagator:
             global_maps = self._global_maps(frame, embedding)
             clock = self._lap("global_map", clock)
             local_maps: torch.Tensor | None = None
-            if not self.model.reads_local_maps():  # the map would change nothing: compute it when read
+            if not self.model.reads_local_maps(self.config.local_skip):  # it would change nothing: computed when read
                 self.transaction.local_memory.defer(frame, previous)
             else:
                 local_maps = self._local_maps(frame, previous, embedding)
@@ -230,7 +230,7 @@ class Propagator:
         previous_masks = one_hot(previous_labels, self.channels, self.grid, embedding.device)
         stem = self.reuse.stem(frame, lambda: self.model.propagation_stem(embedding[None]))
         logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks,
-                                               stem=stem).float()
+                                               stem=stem, local_skip=self.config.local_skip).float()
         self._lap("heads", clock)
         return logits
 

@@ -40,11 +40,11 @@ class MatchingBaseline(MANet):
     def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
         return None
 
-    def reads_local_maps(self) -> bool:
+    def reads_local_maps(self, local_skip: float = 0.0) -> bool:
         return False
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
                            local_maps: torch.Tensor | None, previous_masks: torch.Tensor,
-                           stem: torch.Tensor | None = None) -> torch.Tensor:
+                           stem: torch.Tensor | None = None, local_skip: float = 0.0) -> torch.Tensor:
         # The global map only: matching to the previous frame's hard mask drifts.
         return -LOGIT_SCALE * global_maps.float()

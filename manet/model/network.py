@@ -110,23 +110,29 @@ class MANet(nn.Module):
             return None
         return self.stem(self.propagation_head, embedding)
 
-    def reads_local_maps(self) -> bool:
+    def reads_local_maps(self, local_skip: float = 0.0) -> bool:
         """Whether :meth:`propagation_logits` uses its local maps (at inference): not when the
-        propagation head adds nothing to the global map (:meth:`SegmentationHead.adds_nothing`),
-        so a round may leave them uncomputed until someone looks at them."""
-        return not self.propagation_head.adds_nothing()
+        propagation head adds nothing to the global map (:meth:`SegmentationHead.adds_nothing`)
+        and ``local_skip`` is 0, so a round may leave them uncomputed until someone looks."""
+        return local_skip > 0 or not self.propagation_head.adds_nothing()
 
     def propagation_logits(self, embedding: torch.Tensor, global_maps: torch.Tensor,
                            local_maps: torch.Tensor | None, previous_masks: torch.Tensor,
-                           stem: torch.Tensor | None = None) -> torch.Tensor:
+                           stem: torch.Tensor | None = None, local_skip: float = 0.0) -> torch.Tensor:
         """Per-object logits of a propagated frame (all maps (K, h, w) float; see the class doc).
 
         ``stem``: this frame's :meth:`propagation_stem`, when the caller kept it (inference only).
+        ``local_skip``: w of :attr:`SessionConfig.local_skip`, used by an untrained head only.
         ``local_maps`` may be None only when :meth:`reads_local_maps` is False.
         """
         if self.propagation_head.adds_nothing():  # an untrained head: nearest-neighbour matching itself
+            skip_map = global_maps
+            if local_skip > 0:
+                if local_maps is None:
+                    raise ValueError("local_skip > 0 weighs the local map in: pass local_maps")
+                skip_map = global_maps + local_skip * local_maps
             return self.propagation_head.add_skip(global_maps.new_zeros(global_maps.shape, dtype=torch.float32),
-                                                  global_maps)
+                                                  skip_map)
         if local_maps is None:
             raise ValueError("this propagation head reads local maps: pass them (local_maps=None only for "
                              "an untrained head, which adds nothing to the global map)")
