@@ -60,6 +60,15 @@ def upsampled_loss(logits: torch.Tensor, target: torch.Tensor, top_fraction: flo
     return bootstrapped_cross_entropy(upsampled, target[None], top_fraction)
 
 
+def grid_local_maps(current: torch.Tensor, previous: torch.Tensor, previous_ids: torch.Tensor, channels: int,
+                    window: int) -> torch.Tensor:
+    """Eq 4 as a session computes it (pooled order): (E, h, w) embeddings of the current and the
+    previous frame and the previous frame's (h, w) ids -> (C, h, w) maps in [0, 1] on the grid."""
+    maps = local_matching_map(pool_embedding(current), pool_embedding(previous), pool_labels(previous_ids, channels),
+                              window)
+    return F.interpolate(maps[None], size=current.shape[-2:], mode="bilinear", align_corners=False)[0].clamp(0, 1)
+
+
 def embed_for_training(model: MANet, images: torch.Tensor) -> torch.Tensor:
     """Embeddings with autograd only where parameters train.
 
@@ -121,9 +130,8 @@ class PropagationStep(nn.Module):
                     previous_ids = global_matching_map(previous.detach(), references).argmin(dim=0)
             else:
                 previous_ids = to_grid(batch["previous_mask"][index], grid)
-            local_maps = local_matching_map(pool_embedding(current), pool_embedding(previous),
-                                            pool_labels(previous_ids.clamp(0, channels - 1), channels), self.window)
-            local_maps = F.interpolate(local_maps[None], size=grid, mode="bilinear", align_corners=False)[0]
+            local_maps = grid_local_maps(current, previous, previous_ids.clamp(0, channels - 1), channels,
+                                         self.window)
             logits = self.model.propagation_logits(current[None], global_maps, local_maps,
                                                    one_hot_grid(previous_ids, channels))
             losses.append(upsampled_loss(logits, masks[2], top_fraction))
@@ -243,10 +251,8 @@ class RolloutStep(nn.Module):
             for step in range(1, frames):
                 current, previous = clip[step], clip[step - 1]
                 global_maps = global_matching_map(current, references)
-                local_maps = local_matching_map(pool_embedding(current), pool_embedding(previous),
-                                                pool_labels(previous_ids, channels), self.window)
-                local_maps = F.interpolate(local_maps[None], size=grid, mode="bilinear", align_corners=False)[0]
-                logits = self.model.propagation_logits(current[None], global_maps, local_maps.clamp(0, 1),
+                local_maps = grid_local_maps(current, previous, previous_ids, channels, self.window)
+                logits = self.model.propagation_logits(current[None], global_maps, local_maps,
                                                        one_hot_grid(previous_ids, channels))
                 losses.append(upsampled_loss(logits, masks[step], top_fraction))
                 previous_ids = logits.detach().argmax(dim=0)
