@@ -217,6 +217,7 @@ class Propagator:
         clock = time.perf_counter()
         embedding = self.embeddings.get(frame)
         clock = self._lap("embedding", clock)
+        previous_labels = self.transaction.logits[previous].float().argmax(dim=0)
         with torch.autocast(embedding.device.type, enabled=False):
             global_maps = self._global_maps(frame, embedding)
             clock = self._lap("global_map", clock)
@@ -224,9 +225,8 @@ class Propagator:
             if not self.model.reads_local_maps(self.config.local_skip):  # it would change nothing: computed when read
                 self.transaction.local_memory.defer(frame, previous)
             else:
-                local_maps = self._local_maps(frame, previous, embedding)
+                local_maps = self._local_maps(frame, previous, previous_labels, embedding)
             clock = self._lap("local_map", clock)
-        previous_labels = self.transaction.logits[previous].float().argmax(dim=0)
         previous_masks = one_hot(previous_labels, self.channels, self.grid, embedding.device)
         stem = self.reuse.stem(frame, lambda: self.model.propagation_stem(embedding[None]))
         logits = self.model.propagation_logits(embedding[None], global_maps, local_maps, previous_masks,
@@ -245,9 +245,10 @@ class Propagator:
         self.transaction.global_memory.write(frame, current.cpu(), aggregate=self.config.global_memory)
         return self.transaction.global_memory.read(frame, self.channels).to(embedding.device)
 
-    def _local_maps(self, frame: int, previous: int, embedding: torch.Tensor) -> torch.Tensor:
-        """Eq 4 then eq 5/6; returns the local maps read from memory, upsampled to the grid."""
-        previous_labels = self.transaction.logits[previous].float().argmax(dim=0)
+    def _local_maps(self, frame: int, previous: int, previous_labels: torch.Tensor,
+                    embedding: torch.Tensor) -> torch.Tensor:
+        """Eq 4 then eq 5/6 against ``previous``'s (h, w) channel indices; returns the local maps
+        read from memory, upsampled to the grid."""
         current = self.local_matcher(frame, previous, previous_labels, self.channels)
         self.transaction.local_memory.write(frame, current.cpu())
         rounds = self.config.memory_rounds if self.config.local_memory else 1
