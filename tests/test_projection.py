@@ -32,6 +32,29 @@ def frames(count: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(count)]
 
 
+@pytest.mark.parametrize("size", [(48, 64), (50, 70), (97, 131), (240, 427)])
+def test_projection_before_upsampling_equals_projecting_the_upsampled_features(size: tuple[int, int]) -> None:
+    """decode() projects each block before its height pass and rebuilds the upsampled norm from
+    neighbouring rows: the same embedding as projecting the 360 frozen channels at stride 4,
+    gradients included (training goes through it)."""
+    torch.manual_seed(0)
+    model = MANet(projected(24)).eval()
+    encoder = model.encoder
+    assert isinstance(encoder, FeatureEncoder) and encoder.projection is not None
+    with torch.no_grad():
+        encoder.projection.weight.normal_()
+        encoder.projection.bias.normal_()
+        encoder.projection_scale.fill_(1.3)
+        features = encoder.backbone(torch.randn(2, 3, *size))
+    direct = encoder.project(encoder.frozen_features(features))
+    fast = encoder.decode(features)
+    assert fast.shape == direct.shape == (2, 24, -(-size[0] // 4), -(-size[1] // 4))
+    torch.testing.assert_close(fast, direct, atol=2e-5, rtol=1e-4)
+    grad_fast = torch.autograd.grad(fast.square().sum(), encoder.projection.weight)[0]
+    grad_direct = torch.autograd.grad(direct.square().sum(), encoder.projection.weight)[0]
+    torch.testing.assert_close(grad_fast, grad_direct, atol=1e-3, rtol=1e-3)
+
+
 def test_config_refuses_a_projection_it_cannot_build() -> None:
     with pytest.raises(ValueError, match="equal embedding_dim"):
         dataclasses.replace(ModelConfig.lite(), feature_projection=64)

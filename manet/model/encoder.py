@@ -98,7 +98,23 @@ class FeatureEncoder(nn.Module):
         return self.decode(self.backbone(images))
 
     def decode(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.project(self.frozen_features(features))
+        """The embedding: :meth:`project` of :meth:`frozen_features`, computed without them.
+
+        With a projection, each block is projected before its upsampling in height and its
+        upsampled norm is computed from the inner products of neighbouring rows, so the 360
+        channels never exist at stride 4 (the same numbers up to float rounding, ~4x less work).
+        """
+        if self.projection is None or self.projection_scale is None:
+            return self.frozen_features(features)
+        low, mid, high = features
+        size = (int(low.shape[-2]), int(low.shape[-1]))
+        weight = self.projection.weight.flatten(1)
+        projected = [_project_upsampled(block.float(), part, size) for block, part in
+                     zip((mid, high), weight.split([MID_LEVEL_CHANNELS, HIGH_LEVEL_CHANNELS], dim=1))]
+        combined = (projected[0] + projected[1]) * FEATURE_DISTANCE_SCALE ** 0.5
+        if self.projection.bias is not None:
+            combined = combined + self.projection.bias.float()[None, :, None, None]
+        return F.normalize(combined, dim=1) * self.projection_scale
 
     @staticmethod
     def frozen_features(features: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -129,6 +145,33 @@ class TinyEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.embedding(self.stem(images))
+
+
+def _project_upsampled(block: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``weight @ normalize(upsample(block))`` at ``size`` (bilinear, half-pixel centres) without
+    upsampling ``block``'s channels in height: bilinear resampling is separable and linear.
+
+    The block is resampled in width only, then projected; the height pass mixes two rows
+    ``(1 - b) c0 + b c1``, whose squared norm is ``(1 - b)^2 |c0|^2 + b^2 |c1|^2 + 2 b (1 - b) <c0, c1>``.
+    ``block`` (B, C, h, w) float, ``weight`` (P, C) -> (B, P, *size) float32.
+    """
+    height = size[0]
+    rows = F.interpolate(block, size=(block.shape[-2], size[1]), mode="bilinear", align_corners=False)
+    projected = torch.einsum("pc,bchw->bphw", weight.to(rows.dtype), rows).float()
+    projected = F.interpolate(projected, size=size, mode="bilinear", align_corners=False)
+    rows = rows.float()
+    squared = rows.square().sum(dim=1)                                   # (B, h, W)
+    source = ((torch.arange(height, dtype=torch.float64, device=block.device) + 0.5)
+              * (rows.shape[-2] / height) - 0.5).clamp(min=0)
+    first = source.floor().long().clamp(max=rows.shape[-2] - 1)
+    second = (first + 1).clamp(max=rows.shape[-2] - 1)
+    beta = (source - first).to(torch.float32).view(1, height, 1)
+    beta = torch.where((second == first).view(1, height, 1), torch.zeros_like(beta), beta)
+    # <c_y, c_y+1> for each pair of neighbouring rows (the last entry is unused: its b is 0)
+    inner = torch.cat([(rows[:, :, :-1] * rows[:, :, 1:]).sum(dim=1), squared[:, -1:]], dim=1).index_select(1, first)
+    norm = ((1 - beta).square() * squared.index_select(1, first) + beta.square() * squared.index_select(1, second)
+            + 2 * beta * (1 - beta) * inner).clamp(min=0).sqrt()
+    return projected / norm.clamp(min=1e-12)[:, None]
 
 
 def _upsample_to(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
