@@ -223,6 +223,14 @@ class SessionConfig:
             window (eq 4) counts as well as the annotations. 0 leaves the local map out (and
             rounds then defer it until someone looks at it); a trained head reads both maps
             itself and ignores this.
+        refine_radius: masks reach the frame's own size through a colour guided filter
+            (:mod:`manet.inference.refine`) with the frame as guide, so their edges follow the
+            frame's edges instead of the stride-4 grid's; this is the filter's window radius in
+            grid cells (one cell is 8 pixels of a 480p frame at working size 240). 0 resamples
+            the grid bilinearly (the paper). Only masks change: logits, memories and the
+            matching maps do not.
+        refine_eps: the guided filter's regulariser (colours in [0, 1]); smaller follows the
+            frame's edges more closely.
     """
 
     working_size: int | None = 240
@@ -244,6 +252,8 @@ class SessionConfig:
     mask_references: float | None = None
     matching_precision: MatchingPrecision = "float32"
     local_skip: float = 0.0
+    refine_radius: float = 3.0
+    refine_eps: float = 3e-4
 
     @classmethod
     def paper(cls) -> SessionConfig:
@@ -275,6 +285,12 @@ class SessionConfig:
             raise ValueError(f"mask_references must be a probability in [0, 1) or None, got {self.mask_references}")
         if not (isinstance(self.local_skip, (int, float)) and 0.0 <= self.local_skip < float("inf")):
             raise ValueError(f"local_skip must be a finite weight >= 0, got {self.local_skip!r}")
+        for name in ("refine_radius", "refine_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.refine_radius > 0 and not self.refine_eps > 0:
+            raise ValueError(f"refine_eps must be > 0 when refine_radius is on, got {self.refine_eps!r}")
         if not self.fusion_power > 0:
             raise ValueError(f"fusion_power must be a positive number, got {self.fusion_power}")
         if self.precision not in ("auto", "float32", "bfloat16", "float16"):

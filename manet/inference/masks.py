@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from manet.inference.refine import GuidedUpsampler
 from manet.inference.resample import GridResampler
 from manet.inference.state import Channels
 
@@ -23,10 +24,18 @@ class MaskCache:
     """
 
     def __init__(self, frame_size: tuple[int, int], resampler: Callable[[], GridResampler],
-                 budget_bytes: int = MASK_CACHE_BYTES) -> None:
+                 budget_bytes: int = MASK_CACHE_BYTES, *,
+                 refiner: Callable[[], GuidedUpsampler | None] | None = None,
+                 frames: Callable[[int], np.ndarray] | None = None) -> None:
         self.frame_size = frame_size
         self.capacity = max(16, budget_bytes // max(1, frame_size[0] * frame_size[1]))
-        self._resampler = resampler  # built on first use: the grid needs frame 0's embedding
+        # Both built on first use: the grid needs frame 0's embedding. With a refiner, masks take
+        # their edges from the frame (``frames(index)``, RGB at the original size).
+        self._resampler = resampler
+        self._refiner = refiner
+        self._frames = frames
+        if refiner is not None and frames is None:
+            raise ValueError("a mask refiner needs the frames")
         self._masks: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -55,11 +64,15 @@ class MaskCache:
     def clear(self) -> None:
         self._masks = {}
 
-    def to_mask(self, logits: torch.Tensor, channels: Channels) -> np.ndarray:
-        """(C, h, w) logits -> (H, W) uint8 ids at the original resolution."""
+    def to_mask(self, logits: torch.Tensor, channels: Channels, frame: int) -> np.ndarray:
+        """(C, h, w) logits of ``frame`` -> (H, W) uint8 ids at the original resolution."""
         # Round to float16 first, as the round's stored logits are: a mask computed while
         # propagating then equals the one recomputed later (after cache eviction, undo or load).
-        upsampled = self._resampler().to_frame(logits.to(torch.float16).float().cpu())
+        logits = logits.to(torch.float16).float().cpu()
+        refiner = self._refiner() if self._refiner is not None else None
+        if refiner is not None and self._frames is not None:
+            return channels.lookup_table()[refiner.channels(logits, self._frames(frame))]
+        upsampled = self._resampler().to_frame(logits)
         # numpy's argmax over the leading axis is ~10x faster than torch.argmax(dim=0) on CPU at
         # 480p (9 vs 100 ms); both return the first maximum on ties.
         return channels.lookup_table()[upsampled.numpy().argmax(axis=0)]

@@ -30,6 +30,7 @@ from manet.inference.inspection import least_confident_frame, matching_maps
 from manet.inference.masks import MaskCache
 from manet.inference.objects import ObjectInfo
 from manet.inference.propagation import Direction, LocalMatcher, Propagator, local_resolver, propagation_order
+from manet.inference.refine import GuidedUpsampler
 from manet.inference.resample import GridResampler
 from manet.inference.reuse import ReuseCache
 from manet.inference.scribbles import Annotation, make_annotation
@@ -63,7 +64,9 @@ class Session:
         self.reuse = ReuseCache(self.config.reuse_budget_mb, self.config.window)
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
         self._resampler: GridResampler | None = None
-        self.mask_cache = MaskCache((self.height, self.width), self._resample)
+        self._refiner: GuidedUpsampler | None = None
+        self.mask_cache = MaskCache((self.height, self.width), self._resample, refiner=self._refine,
+                                    frames=self.video.frame)
         self._propagating = False  # a propagate() generator is between its first step and its end
         self._pending: PendingRound | None = None
         self._history = History()  # everything committed, and the undo steps
@@ -179,7 +182,7 @@ class Session:
             fixed = self.fixed_frames().get(index)
             record = self._history.rounds[-1]
             cached = np.array(fixed) if fixed is not None else self.mask_cache.to_mask(record.logits[index].float(),
-                                                                                        record.channels)
+                                                                                        record.channels, index)
             self.mask_cache.keep(index, cached)
         return cached
 
@@ -303,7 +306,8 @@ class Session:
                     raise PropagationCancelled(
                         f"propagation cancelled at frame {index}; the session keeps round "
                         f"{len(self._history.rounds)}'s result")
-                mask = np.array(fixed[index]) if index in fixed else self.mask_cache.to_mask(logits, pending.channels)
+                mask = (np.array(fixed[index]) if index in fixed
+                        else self.mask_cache.to_mask(logits, pending.channels, index))
                 if len(new_cache) < self.mask_cache.capacity:
                     new_cache[index] = mask
                 yield index, mask
@@ -406,12 +410,20 @@ class Session:
 
     def _pending_mask(self, pending: PendingRound) -> np.ndarray:
         mask = pending.annotation.mask
-        return np.array(mask) if mask is not None else self.mask_cache.to_mask(pending.logits, pending.channels)
+        return np.array(mask) if mask is not None else self.mask_cache.to_mask(pending.logits, pending.channels,
+                                                                                  pending.frame)
 
     def _resample(self) -> GridResampler:
         if self._resampler is None:
             self._resampler = GridResampler(self.grid, self.working_size, (self.height, self.width))
         return self._resampler
+
+    def _refine(self) -> GuidedUpsampler | None:
+        """The edge-aware upsampler of masks (``SessionConfig.refine_radius``), None when off."""
+        if self._refiner is None and self.config.refine_radius > 0:
+            self._refiner = GuidedUpsampler(self.grid, self.working_size, (self.height, self.width),
+                                            self.config.refine_radius, self.config.refine_eps)
+        return self._refiner
 
     def _commit(self, transaction: RoundTransaction, masks: dict[int, np.ndarray], seconds: float) -> None:
         self._history.commit(*transaction.commit(len(self._history.rounds), seconds))

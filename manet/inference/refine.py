@@ -1,0 +1,121 @@
+"""Edge-aware upsampling of grid probabilities to the frame: a colour guided filter.
+
+The network's masks live on the stride-4 grid of the working size (one cell is 8 pixels of a 480p
+frame at the default working size 240), so plainly resampled to the frame their boundaries are
+blocky and thin parts vanish. The guided filter (He, Sun and Tang, "Guided Image Filtering",
+TPAMI 2013) fits, in every window, the probabilities as an affine function of the frame's colour,
+``q = a . I + b``, so the mask's edges follow the frame's edges; its fast form (He and Sun, "Fast
+Guided Filter", 2015) fits ``a`` and ``b`` at a reduced resolution and applies them at full
+resolution. Here the fit runs at twice the grid's resolution (stride 2 of the working size), where
+the probabilities come from the grid by the same bilinear resampling as the plain path.
+
+Each object is filtered on its own: its probability against the background alone,
+``sigmoid(l_c - l_0)``, so one object gives one channel and a pixel takes the object whose
+filtered probability is highest if that exceeds one half, else the background. An object's input
+does not depend on the other objects, so deleting one changes no other object's pixels.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from manet.inference.resample import GridResampler
+
+
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over the (2r+1)^2 window around every pixel of (H, W) or (H, W, K) float64, windows
+    cut at the borders (each the mean of the pixels it has). The cost does not grow with r."""
+    size = (2 * radius + 1, 2 * radius + 1)
+    if x.ndim == 3 and x.shape[2] > _MAX_CHANNELS:  # OpenCV takes at most 128 channels at once
+        return np.concatenate([box_mean(np.ascontiguousarray(x[..., start:start + _MAX_CHANNELS]), radius)
+                               for start in range(0, x.shape[2], _MAX_CHANNELS)], axis=2)
+    sums = cv2.boxFilter(x, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    counts = cv2.boxFilter(np.ones(x.shape[:2], dtype=x.dtype), -1, size, normalize=False,
+                           borderType=cv2.BORDER_CONSTANT)
+    sums = sums.reshape(x.shape)  # OpenCV drops a single channel's axis
+    return sums / (counts if sums.ndim == 2 else counts[..., None])
+
+
+def guided_coefficients(guide: np.ndarray, inputs: np.ndarray, radius: int,
+                        eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The colour guided filter's window-averaged coefficients.
+
+    guide (h, w, 3) in [0, 1], inputs (h, w, C), both float64 (the covariances are differences
+    of nearby means) -> (A (h, w, C, 3), B (h, w, C)) with the filtered inputs
+    ``(A * guide[..., None, :]).sum(-1) + B``; ``eps`` regularises each window's colour
+    covariance (larger: smoother, less edge-following).
+    """
+    height, width, count = inputs.shape
+    mean_guide = box_mean(guide, radius)                                              # (h, w, 3)
+    products = box_mean(np.stack([guide[..., i] * guide[..., j] for i, j in _PAIRS], axis=-1), radius)
+    rr, rg, rb, gg, gb, bb = (products[..., k] - mean_guide[..., i] * mean_guide[..., j]
+                              for k, (i, j) in enumerate(_PAIRS))
+    rr, gg, bb = rr + eps, gg + eps, bb + eps
+    # the symmetric 3x3 inverse by cofactors (positive definite: eps > 0 on the diagonal)
+    c_rr, c_rg, c_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
+    c_gg, c_gb, c_bb = rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg
+    determinant = rr * c_rr + rg * c_rg + rb * c_rb
+    inverse = np.stack([c_rr, c_rg, c_rb, c_rg, c_gg, c_gb, c_rb, c_gb, c_bb], axis=-1)
+    inverse = (inverse / determinant[..., None]).reshape(height, width, 3, 3)
+    mean_inputs = box_mean(inputs, radius)                                            # (h, w, C)
+    cross = box_mean((guide[..., None, :] * inputs[..., None]).reshape(height, width, 3 * count), radius)
+    cross = cross.reshape(height, width, count, 3) - mean_guide[..., None, :] * mean_inputs[..., None]
+    slopes = np.einsum("hwij,hwcj->hwci", inverse, cross)                             # (h, w, C, 3)
+    offsets = mean_inputs - (slopes * mean_guide[..., None, :]).sum(axis=-1)
+    slopes = box_mean(slopes.reshape(height, width, 3 * count), radius).reshape(height, width, count, 3)
+    return slopes, box_mean(offsets, radius)
+
+
+_MAX_CHANNELS = 128
+_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+
+
+class GuidedUpsampler:
+    """(C, h, w) grid logits + the (H, W, 3) frame -> (H, W) channel indices, edges from the frame.
+
+    The filter's coefficients are fitted on the grid (the frame area-averaged to it; a finer fit
+    measured no better on the dev videos) and applied to the frame at its own size. ``radius`` is
+    the fit's window radius in grid cells, ``eps`` its regulariser for colours in [0, 1].
+    """
+
+    def __init__(self, grid: tuple[int, int], working_size: tuple[int, int], frame_size: tuple[int, int],
+                 radius: float, eps: float) -> None:
+        if not radius > 0:
+            raise ValueError(f"radius must be > 0 grid cells, got {radius}")
+        self.frame_size = frame_size
+        self.fit_size = (min(frame_size[0], grid[0]), min(frame_size[1], grid[1]))
+        self.radius = max(1, round(radius * self.fit_size[0] / grid[0]))
+        self.eps = float(eps)
+        # grid cells and frame pixels do not tile exactly (the grid rounds the working size up):
+        # the probabilities are resampled to the fit's pixels, which tile the frame
+        self._to_fit = GridResampler(grid, working_size, self.fit_size)
+
+    def channels(self, logits: torch.Tensor, frame: np.ndarray) -> np.ndarray:
+        """(C, h, w) logits, (H, W, 3) uint8 RGB frame -> (H, W) integer argmax channel."""
+        height, width = self.frame_size
+        if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a ({height}, {width}, 3) uint8 frame, got {frame.shape} {frame.dtype}")
+        logits = self._to_fit.to_frame(logits.float().cpu()).double()
+        count = logits.shape[0] - 1
+        if count == 0:
+            return np.zeros(self.frame_size, dtype=np.uint8)
+        # each object against the background alone, centred at its decision threshold: deleting an
+        # object (its channel) changes no other object's input, so no other pixel's id
+        inputs = (torch.sigmoid(logits[1:] - logits[:1]) - 0.5).numpy()
+        frame = np.ascontiguousarray(frame)
+        inputs = np.ascontiguousarray(inputs.transpose(1, 2, 0))                        # (h, w, C-1)
+        small = cv2.resize(frame, self.fit_size[::-1], interpolation=cv2.INTER_AREA)
+        slopes, offsets = guided_coefficients(small.astype(np.float64) / 255.0, inputs, self.radius, self.eps)
+        # q = A . I + B at the frame's size, as one 4-channel product: (A / 255, B) . (I, 1)
+        image = cv2.merge([*cv2.split(frame), np.ones((height, width), dtype=np.uint8)]).astype(np.float32)
+        coefficients = np.concatenate([slopes / 255.0, offsets[..., None]], axis=-1).astype(np.float32)
+        sums = np.ones((1, 4), dtype=np.float32)
+        scores = [cv2.transform(cv2.multiply(cv2.resize(np.ascontiguousarray(coefficients[:, :, channel]),
+                                                        (width, height), interpolation=cv2.INTER_LINEAR), image),
+                                sums).reshape(height, width)
+                  for channel in range(count)]
+        if count == 1:
+            return (scores[0] > 0).view(np.uint8)
+        return np.stack([np.zeros((height, width), dtype=np.float32), *scores]).argmax(axis=0)
