@@ -259,9 +259,9 @@ class SessionConfig:
     def paper(cls) -> SessionConfig:
         """The authors' setup: frames embedded at 480p (their DAVIS resolution; larger videos are
         scaled down so k and the ROI margin keep their meaning), every reference pixel, their
-        local-map order and round-1 augmented map."""
+        local-map order and round-1 augmented map, masks resampled plainly to the frame."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
-                   augmented_map_before_roi=True, roi_margin=20, round_fusion="replace")
+                   augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0)
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:

@@ -20,6 +20,7 @@ def test_paper_session_config_is_the_authors_setup() -> None:
     assert config.working_size == 480 and config.max_reference_pixels is None
     assert config.local_map_order == "authors" and config.augmented_map_before_roi
     assert (config.window, config.roi_margin, config.memory_rounds) == (12, 20, 2)
+    assert config.round_fusion == "replace" and config.refine_radius == 0, "the paper resamples masks plainly"
 
 
 def test_models_carry_their_session_settings(video: np.ndarray) -> None:

@@ -108,14 +108,21 @@ class GuidedUpsampler:
         inputs = np.ascontiguousarray(inputs.transpose(1, 2, 0))                        # (h, w, C-1)
         small = cv2.resize(frame, self.fit_size[::-1], interpolation=cv2.INTER_AREA)
         slopes, offsets = guided_coefficients(small.astype(np.float64) / 255.0, inputs, self.radius, self.eps)
-        # q = A . I + B at the frame's size, as one 4-channel product: (A / 255, B) . (I, 1)
-        image = cv2.merge([*cv2.split(frame), np.ones((height, width), dtype=np.uint8)]).astype(np.float32)
-        coefficients = np.concatenate([slopes / 255.0, offsets[..., None]], axis=-1).astype(np.float32)
-        sums = np.ones((1, 4), dtype=np.float32)
-        scores = [cv2.transform(cv2.multiply(cv2.resize(np.ascontiguousarray(coefficients[:, :, channel]),
-                                                        (width, height), interpolation=cv2.INTER_LINEAR), image),
-                                sums).reshape(height, width)
-                  for channel in range(count)]
+        slopes = (slopes / 255.0).astype(np.float32)   # per unit of 8-bit colour
+        offsets = offsets.astype(np.float32)
+        # q = A . I + B at the frame's size, one colour plane at a time
+        planes = [plane.astype(np.float32) for plane in cv2.split(frame)]
+        scores = []
+        for channel in range(count):
+            score = _resize(offsets[..., channel], (width, height))
+            for colour, plane in enumerate(planes):
+                cv2.accumulateProduct(_resize(slopes[..., channel, colour], (width, height)), plane, score)
+            scores.append(score)
         if count == 1:
             return (scores[0] > 0).view(np.uint8)
         return np.stack([np.zeros((height, width), dtype=np.float32), *scores]).argmax(axis=0)
+
+
+def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear, pixel centres aligned (OpenCV's convention is PyTorch's align_corners=False)."""
+    return cv2.resize(np.ascontiguousarray(plane), size, interpolation=cv2.INTER_LINEAR)

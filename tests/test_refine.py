@@ -1,0 +1,144 @@
+"""Edge-aware upsampling of masks (``SessionConfig.refine_radius``): the box mean, the guided
+filter's defining properties, edges taken from the frame, object deletion, and the session switch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import manet
+from manet.config import SessionConfig
+from manet.inference.refine import GuidedUpsampler, box_mean, guided_coefficients
+from manet.inference.resample import GridResampler
+
+
+@pytest.mark.parametrize("radius", [1, 2, 5])
+@pytest.mark.parametrize("channels", [None, 1, 3, 300])
+def test_box_mean_is_the_mean_of_each_window_cut_at_the_borders(radius: int, channels: int | None) -> None:
+    rng = np.random.default_rng(radius)
+    shape = (9, 13) if channels is None else (9, 13, channels)
+    x = rng.normal(size=shape)
+    expected = np.empty_like(x)
+    for y in range(9):
+        for col in range(13):
+            window = x[max(0, y - radius):y + radius + 1, max(0, col - radius):col + radius + 1]
+            expected[y, col] = window.mean(axis=(0, 1))
+    np.testing.assert_allclose(box_mean(x, radius), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_a_flat_guide_leaves_a_smoothing_of_the_inputs() -> None:
+    """Without colour variation in a window the filter has nothing to follow: slope 0, offset the
+    window mean, so the result is the inputs' box mean of box means."""
+    rng = np.random.default_rng(1)
+    guide = np.full((10, 14, 3), 0.4)
+    inputs = rng.uniform(-0.5, 0.5, size=(10, 14, 2))
+    slopes, offsets = guided_coefficients(guide, inputs, 2, 1e-3)
+    np.testing.assert_allclose(slopes, 0.0, atol=1e-9)
+    np.testing.assert_allclose(offsets, box_mean(box_mean(inputs, 2), 2), atol=1e-9)
+
+
+def test_inputs_that_are_an_affine_function_of_the_colour_come_back_unchanged() -> None:
+    """The filter fits q = a . I + b per window: inputs that are exactly such a function (the same
+    everywhere) are reproduced up to the small regulariser."""
+    rng = np.random.default_rng(2)
+    guide = rng.uniform(0, 1, size=(12, 16, 3))
+    inputs = (guide @ np.array([0.3, -0.2, 0.1]) + 0.05)[..., None]
+    slopes, offsets = guided_coefficients(guide, inputs, 3, 1e-8)
+    filtered = (slopes[..., 0, :] * guide).sum(axis=-1) + offsets[..., 0]
+    np.testing.assert_allclose(filtered, inputs[..., 0], atol=1e-5)
+
+
+def edge_scene(edge: int, frame_size: tuple[int, int] = (96, 160)) -> tuple[np.ndarray, torch.Tensor, GuidedUpsampler,
+                                                                            GridResampler]:
+    """A frame split by a colour edge at column ``edge``, and grid logits that say which side of it
+    each grid cell's centre lies on (a cell is 8 frame pixels), as matching on the grid gives them."""
+    height, width = frame_size
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    frame[:, :edge] = (40, 90, 30)    # background: grass
+    frame[:, edge:] = (200, 60, 50)   # object: a red wall
+    working = (48, 80)               # working size: the frame halved
+    grid = (math.ceil(working[0] / 4), math.ceil(working[1] / 4))
+    centres = (np.arange(grid[1]) + 0.5) * 4 * width / working[1]
+    side = torch.from_numpy(np.where(centres >= edge, 4.0, -4.0)).float()
+    logits = torch.zeros(2, *grid)
+    logits[1] = side[None, :].expand(grid[0], -1)
+    return frame, logits, GuidedUpsampler(grid, working, frame_size, 3, 3e-4), GridResampler(grid, working,
+                                                                                                frame_size)
+
+
+@pytest.mark.parametrize("edge", [61, 70, 83])
+def test_refined_masks_take_their_boundary_from_the_frame(edge: int) -> None:
+    frame, logits, refiner, plain = edge_scene(edge)
+    truth = np.zeros(frame.shape[:2], dtype=np.int64)
+    truth[:, edge:] = 1
+    refined = refiner.channels(logits, frame).astype(np.int64)
+    np.testing.assert_array_equal(refined, truth)
+    # the plain bilinear resampling of the same logits puts the boundary between two cell centres
+    resampled = plain.to_frame(logits).numpy().argmax(axis=0)
+    assert (resampled != truth).any(axis=0).sum() >= 2, "the scene does not test the refinement"
+
+
+def test_deleting_an_object_changes_no_pixel_of_another() -> None:
+    rng = np.random.default_rng(3)
+    grid, working, frame_size = (12, 20), (48, 80), (96, 160)
+    frame = rng.integers(0, 255, (*frame_size, 3), dtype=np.uint8)
+    frame[:, 50:] //= 3
+    logits = torch.from_numpy(rng.normal(scale=3, size=(4, *grid))).float()
+    refiner = GuidedUpsampler(grid, working, frame_size, 2, 1e-3)
+    before = refiner.channels(logits, frame)
+    assert set(np.unique(before)) == {0, 1, 2, 3}
+    after = refiner.channels(logits[[0, 1, 3]], frame)          # object 2 (channel 2) deleted
+    kept = before != 2
+    np.testing.assert_array_equal(after[kept], np.array([0, 1, 9, 2])[before[kept]])
+
+
+def test_refiner_refuses_a_frame_of_another_size() -> None:
+    refiner = GuidedUpsampler((12, 20), (48, 80), (96, 160), 2, 1e-3)
+    with pytest.raises(ValueError, match=r"\(96, 160, 3\) uint8 frame"):
+        refiner.channels(torch.zeros(2, 12, 20), np.zeros((96, 161, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        refiner.channels(torch.zeros(2, 12, 20), np.zeros((96, 160, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("field,value", [("refine_radius", -1.0), ("refine_radius", float("nan")),
+                                         ("refine_radius", float("inf")), ("refine_radius", True),
+                                         ("refine_eps", -1e-3), ("refine_eps", "small"), ("refine_eps", 0.0)])
+def test_config_refuses_a_bad_refinement(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        SessionConfig(**{field: value})
+
+
+def test_refinement_off_is_zero_radius_and_any_eps() -> None:
+    assert SessionConfig(refine_radius=0, refine_eps=0.0).refine_radius == 0
+
+
+def test_session_refinement_changes_the_masks_only(tiny_model) -> None:
+    """The switch changes the masks at the frame's size, never the round's logits; with it off
+    the masks are the plain resampling's argmax."""
+    rng = np.random.default_rng(4)
+    video = rng.integers(0, 255, (6, 64, 96, 3), dtype=np.uint8)
+    video[:, :, 40:] //= 4
+    truth = np.zeros((64, 96), dtype=np.uint8)
+    truth[10:50, 20:70] = 1
+    results = {}
+    for radius in (0.0, 2.0):
+        session = manet.Session(tiny_model, video, SessionConfig(working_size=None, refine_radius=radius))
+        session.interact_mask(truth, 0)
+        for _ in session.propagate():
+            pass
+        results[radius] = (session.rounds[-1].logits.clone(), session.masks.copy(), session)
+    plain_logits, plain_masks, plain_session = results[0.0]
+    refined_logits, refined_masks, refined_session = results[2.0]
+    assert torch.equal(plain_logits, refined_logits)
+    resampler = plain_session._resample()
+    channels = plain_session.rounds[-1].channels
+    for frame in range(1, 6):
+        expected = channels.lookup_table()[resampler.to_frame(plain_logits[frame].float()).numpy().argmax(axis=0)]
+        np.testing.assert_array_equal(plain_masks[frame], expected)
+    assert not np.array_equal(plain_masks[1:], refined_masks[1:]), "the refinement changed nothing"
+    # a mask recomputed after the cache forgets it equals the one given while propagating
+    refined_session.mask_cache.clear()
+    np.testing.assert_array_equal(refined_session.masks, refined_masks)
