@@ -231,6 +231,11 @@ class SessionConfig:
             matching maps do not.
         refine_eps: the guided filter's regulariser (colours in [0, 1]); smaller follows the
             frame's edges more closely.
+        touchup_reach: from round 2, stroke cells whose centre lies within this many grid cells
+            of both a pixel the shown mask gives the stroke's id and one it does not touch up
+            an edge: they shape the scribbled frame but are not the global map's references
+            for other frames, whose pixels they would mismatch (a cell holds both sides of the
+            edge). 0: every stroke cell is a reference (the paper).
     """
 
     working_size: int | None = 240
@@ -254,6 +259,7 @@ class SessionConfig:
     local_skip: float = 0.0
     refine_radius: float = 3.0
     refine_eps: float = 3e-4
+    touchup_reach: float = 1.0
 
     @classmethod
     def paper(cls) -> SessionConfig:
@@ -261,7 +267,8 @@ class SessionConfig:
         scaled down so k and the ROI margin keep their meaning), every reference pixel, their
         local-map order and round-1 augmented map, masks resampled plainly to the frame."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
-                   augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0)
+                   augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0,
+                   touchup_reach=0.0)
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:
@@ -285,7 +292,7 @@ class SessionConfig:
             raise ValueError(f"mask_references must be a probability in [0, 1) or None, got {self.mask_references}")
         if not (isinstance(self.local_skip, (int, float)) and 0.0 <= self.local_skip < float("inf")):
             raise ValueError(f"local_skip must be a finite weight >= 0, got {self.local_skip!r}")
-        for name in ("refine_radius", "refine_eps"):
+        for name in ("refine_radius", "refine_eps", "touchup_reach"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

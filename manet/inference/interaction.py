@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,42 @@ def stroke_labels(annotation: Annotation, frame_size: tuple[int, int], grid: tup
         outside = first_round_background(labels, roi_margin)
         labels[outside & (labels == UNLABELLED)] = 0
     return labels
+
+
+def touchup_cells(labels: np.ndarray, shown: np.ndarray, reach: float) -> np.ndarray:
+    """(h, w) bool: stroke cells that straddle the boundary of the mask the user drew on.
+
+    A cell's embedding summarises its whole footprint in the frame (8 x 8 pixels of a 480p
+    frame at working size 240). A stroke that touches up a mask's edge (a sliver a few pixels
+    wide along an object) lies in cells that hold both sides of that edge: as references for
+    other frames they match the other side too (a background stroke hugging an object erases
+    the object elsewhere). A stroke cell is a touch-up when its centre lies within ``reach``
+    cells of a pixel the shown mask gives the stroke's id and of one it does not. Corrections
+    of whole regions (far from pixels of their id) and strokes deep inside a region the mask
+    already has right (far from other ids) are not touch-ups.
+
+    Args:
+        labels: (h, w) int16 stroke ids on the grid (-1 none).
+        shown: (H, W) uint8 ids the user saw on the frame when drawing.
+        reach: in grid cells; 0 finds none.
+    """
+    touchups = np.zeros(labels.shape, dtype=bool)
+    if reach <= 0:
+        return touchups
+    grid_h, grid_w = labels.shape
+    height, width = shown.shape
+    rows = np.minimum(((np.arange(grid_h) + 0.5) * height / grid_h).astype(int), height - 1)
+    cols = np.minimum(((np.arange(grid_w) + 0.5) * width / grid_w).astype(int), width - 1)
+    limit = reach * max(height / grid_h, width / grid_w)
+    for object_id in np.unique(labels[labels != UNLABELLED]):
+        cells = labels == object_id
+        same = shown == object_id
+        if not same.any() or same.all():
+            continue  # an object the mask did not show (new) or showed everywhere: no edge to touch up
+        to_same = cv2.distanceTransform((~same).astype(np.uint8), cv2.DIST_L2, 3)[rows][:, cols]
+        to_other = cv2.distanceTransform(same.astype(np.uint8), cv2.DIST_L2, 3)[rows][:, cols]
+        touchups |= cells & (to_same < limit) & (to_other < limit)
+    return touchups
 
 
 def mask_to_grid(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

@@ -175,7 +175,10 @@ class Propagator:
         self.fixed = {frame: torch.from_numpy(channel_indices(mask_to_grid(mask, self.grid), self.pending.channels))
                       for frame, mask in (fixed or {}).items()}
         interactive = embeddings.get(self.pending.frame)
-        masks = channel_masks(reference_labels(self.pending.labels, self.pending.logits, self.pending.channels,
+        labels = self.pending.labels
+        if self.pending.touchups is not None:  # strokes along the shown mask's edges: this frame only
+            labels = np.where(self.pending.touchups, UNLABELLED, labels).astype(labels.dtype)
+        masks = channel_masks(reference_labels(labels, self.pending.logits, self.pending.channels,
                                                config.mask_references), self.pending.channels, interactive.device)
         pixels = interactive.reshape(interactive.shape[0], -1).t()
         self.references = [evenly_subsampled(pixels[mask.reshape(-1)], config.max_reference_pixels)

@@ -403,7 +403,10 @@ class Session:
             result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
                                      channels, previous, first_round=not rounds,
                                      frame_size=(self.height, self.width), config=self.config)
-        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0)
+        touchups = None
+        if rounds and annotation.mask is None and self.config.touchup_reach > 0:
+            touchups = interaction.touchup_cells(result.labels, self.mask(annotation.frame), self.config.touchup_reach)
+        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0, touchups)
         mask = self._pending_mask(self._pending)
         self._pending.seconds = time.perf_counter() - started
         return mask

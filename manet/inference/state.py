@@ -92,6 +92,9 @@ class PendingRound:
         augmented: (C, h, w) float32 augmented map at the stride-4 grid; None until propagation
             starts (or with the augmented map switched off).
         seconds: time spent in ``interact``.
+        touchups: (h, w) bool stroke cells along the shown mask's edges
+            (:func:`~manet.inference.interaction.touchup_cells`): they shape the interactive
+            frame but are no references for the other frames. None: none.
     """
 
     annotation: Annotation
@@ -100,6 +103,7 @@ class PendingRound:
     logits: torch.Tensor
     augmented: torch.Tensor | None
     seconds: float
+    touchups: np.ndarray | None = None
 
     @property
     def frame(self) -> int:
