@@ -259,7 +259,7 @@ class SessionConfig:
     local_skip: float = 0.0
     refine_radius: float = 3.0
     refine_eps: float = 3e-4
-    touchup_reach: float = 1.0
+    touchup_reach: float = 0.5
 
     @classmethod
     def paper(cls) -> SessionConfig:

@@ -142,3 +142,64 @@ def test_session_refinement_changes_the_masks_only(tiny_model) -> None:
     # a mask recomputed after the cache forgets it equals the one given while propagating
     refined_session.mask_cache.clear()
     np.testing.assert_array_equal(refined_session.masks, refined_masks)
+
+
+# ---------------------------------------------------------------- touch-up strokes (touchup_reach)
+
+def square_mask(size: tuple[int, int] = (96, 160)) -> np.ndarray:
+    shown = np.zeros(size, dtype=np.uint8)
+    shown[24:72, 40:120] = 1
+    return shown
+
+
+def stroke_grid(points: list[tuple[float, float]], object_id: int, grid: tuple[int, int] = (24, 40),
+                frame: tuple[int, int] = (96, 160)) -> np.ndarray:
+    from manet.inference.scribbles import Scribble, rasterize
+    return rasterize([Scribble(object_id, np.array(points, dtype=np.float64))], frame, grid)
+
+
+def test_touchups_are_strokes_along_the_shown_edge_only() -> None:
+    from manet.inference.interaction import touchup_cells
+    shown = square_mask()
+    shown[24:72, 120:122] = 1   # a 2-pixel halo the mask added right of the object
+    halo = stroke_grid([(121, 30), (121, 66)], 0)             # background along the halo
+    chunk_mask = shown.copy()
+    chunk_mask[30:70, 0:40] = 1                                 # a wide false positive left of it
+    chunk = stroke_grid([(20, 40), (20, 60)], 0)               # background through its middle
+    inside = stroke_grid([(80, 40), (80, 56)], 1)              # the object, deep inside, already right
+    new_object = stroke_grid([(121, 30), (121, 66)], 2)        # an object the mask never showed
+    assert touchup_cells(halo, shown, 1.0)[halo >= 0].all()
+    assert not touchup_cells(chunk, chunk_mask, 1.0).any()
+    assert not touchup_cells(inside, shown, 1.0).any()
+    assert not touchup_cells(new_object, shown, 1.0).any()
+    assert not touchup_cells(halo, shown, 0.0).any(), "reach 0 finds none"
+
+
+def test_a_round_of_touchups_writes_no_reference_for_other_frames(tiny_model) -> None:
+    """Round 1's mask has a 4-pixel halo right of the object; round 2 draws background along it.
+    With touch-ups on, the global memory of every other frame stays round 1's; off (the paper),
+    the stroke's cells are new background references and the memory changes."""
+    video = np.random.default_rng(5).integers(0, 255, (5, 96, 160, 3), dtype=np.uint8)
+    shown = square_mask()
+    shown[24:72, 120:124] = 1
+    unchanged = {}
+    for reach in (0.0, 1.0):
+        session = manet.Session(tiny_model, video, SessionConfig(working_size=None, refine_radius=0.0,
+                                                                 touchup_reach=reach))
+        session.interact_mask(shown, 2)
+        list(session.propagate())
+        before = session.state().global_memory.maps.clone()
+        session.interact([manet.Scribble(0, np.array([[121.5, 30.0], [121.5, 66.0]]))], frame=2)
+        pending = session.pending
+        assert pending is not None
+        assert (pending.touchups is not None and pending.touchups[pending.labels == 0].all()) == (reach > 0)
+        list(session.propagate())
+        others = [t for t in range(5) if t != 2]
+        unchanged[reach] = torch.equal(session.state().global_memory.maps[others], before[others])
+    assert unchanged == {0.0: False, 1.0: True}
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), True])
+def test_config_refuses_a_bad_touchup_reach(value: object) -> None:
+    with pytest.raises(ValueError, match="touchup_reach"):
+        SessionConfig(touchup_reach=value)
