@@ -173,3 +173,29 @@ def test_python_dash_m_prints_help() -> None:
                             cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert result.returncode == 0
     assert "--sequences-file" in result.stdout and "--config-override" in result.stdout
+
+
+def test_report_names_the_checkout_the_run_started_from(dataset: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's report records the git state as the run starts: a commit made while it runs
+    (the tree changes under a long evaluation) is not the code that ran."""
+    import manet.eval.evaluate
+    import manet.provenance
+
+    states = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
+    current = {"state": next(states)}
+    monkeypatch.setattr(manet.provenance, "git_state", lambda folder=None: dict(current["state"]))
+    real_evaluate = manet.eval.evaluate.evaluate
+
+    def evaluate_then_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_evaluate(*args, **kwargs)
+        current["state"] = next(states)
+        return result
+
+    monkeypatch.setattr(manet.eval.evaluate, "evaluate", evaluate_then_commit)
+    report = tmp_path / "started.json"
+    args = _parse([str(dataset), "--tiny-random", "--rounds", "1", "--sequences", "synth-00", "--no-progress",
+                   "--report", str(report)])
+    assert main(args) == 0
+    assert current["state"]["commit"] == "b" * 40, "the run did not change the checkout"
+    assert json.loads(report.read_text())["provenance"]["git"] == {"commit": "a" * 40, "dirty": False}

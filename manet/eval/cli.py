@@ -198,12 +198,15 @@ def main(args: argparse.Namespace) -> int:
     from manet.errors import ManetError
     from manet.eval.evaluate import evaluate
     from manet.eval.report import report_dict, save_plot, summary_table, write_report
+    from manet.provenance import model_spec_weights, provenance
 
     try:
         settings, session_config, spec, sequences = _setup(args)
     except (ValueError, ManetError, OSError) as error:
         print(f"manet eval: error: {error}", file=sys.stderr)
         return 2
+    # what ran: the checkout and weights as the run starts (the tree may change while it runs)
+    started = provenance(model_spec_weights(dataclasses.asdict(spec)))
     total = len(sequences) * settings.rounds
     try:
         with tqdm(total=total, unit="round", disable=True if args.no_progress else None) as bar:
@@ -222,7 +225,7 @@ def main(args: argparse.Namespace) -> int:
         "failed": {failure.key: failure.error for failure in result.failures},
     }
     if args.report is not None:
-        write_report(args.report, report_dict(result, settings, context))
+        write_report(args.report, report_dict(result, settings, context, run_provenance=started))
         print(f"report: {args.report}")
     if args.plot is not None:
         save_plot(args.plot, result, title=str(args.dataset))
