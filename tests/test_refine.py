@@ -203,3 +203,20 @@ def test_a_round_of_touchups_writes_no_reference_for_other_frames(tiny_model) ->
 def test_config_refuses_a_bad_touchup_reach(value: object) -> None:
     with pytest.raises(ValueError, match="touchup_reach"):
         SessionConfig(touchup_reach=value)
+
+
+def test_an_object_the_filter_would_erase_keeps_its_plain_pixels() -> None:
+    """A one-cell object on a frame without colour edges: window means smooth it away, so the
+    plain resampling's pixels of it come back (and nothing else changes)."""
+    grid, working, frame_size = (12, 20), (48, 80), (96, 160)
+    frame = np.full((*frame_size, 3), 120, dtype=np.uint8)
+    logits = torch.zeros(3, *grid)
+    logits[0] = 5.0
+    logits[1, :, :10] = 10.0          # object 1: the left half
+    logits[2, 6, 15] = 10.0           # object 2: one cell on the right
+    refiner = GuidedUpsampler(grid, working, frame_size, 3, 3e-4)
+    scores = refiner.channels(logits, frame)
+    plain = GridResampler(grid, working, frame_size).to_frame(logits).numpy().argmax(axis=0)
+    assert (plain == 2).sum() > 0
+    np.testing.assert_array_equal(scores == 2, plain == 2)
+    assert abs(int((scores == 1).sum()) - int((plain == 1).sum())) < 0.05 * (plain == 1).sum()

@@ -69,6 +69,7 @@ def guided_coefficients(guide: np.ndarray, inputs: np.ndarray, radius: int,
 
 
 _MAX_CHANNELS = 128
+VANISHED_SHARE = 0.1
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
@@ -91,19 +92,22 @@ class GuidedUpsampler:
         # grid cells and frame pixels do not tile exactly (the grid rounds the working size up):
         # the probabilities are resampled to the fit's pixels, which tile the frame
         self._to_fit = GridResampler(grid, working_size, self.fit_size)
+        self._working_size = working_size
+        self._to_frame: GridResampler | None = None  # the plain resampling, for objects the filter erased
 
     def channels(self, logits: torch.Tensor, frame: np.ndarray) -> np.ndarray:
         """(C, h, w) logits, (H, W, 3) uint8 RGB frame -> (H, W) integer argmax channel."""
         height, width = self.frame_size
         if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected a ({height}, {width}, 3) uint8 frame, got {frame.shape} {frame.dtype}")
-        logits = self._to_fit.to_frame(logits.float().cpu()).double()
-        count = logits.shape[0] - 1
+        logits = logits.float().cpu()
+        fitted = self._to_fit.to_frame(logits).double()
+        count = fitted.shape[0] - 1
         if count == 0:
             return np.zeros(self.frame_size, dtype=np.uint8)
         # each object against the background alone, centred at its decision threshold: deleting an
         # object (its channel) changes no other object's input, so no other pixel's id
-        inputs = (torch.sigmoid(logits[1:] - logits[:1]) - 0.5).numpy()
+        inputs = (torch.sigmoid(fitted[1:] - fitted[:1]) - 0.5).numpy()
         frame = np.ascontiguousarray(frame)
         inputs = np.ascontiguousarray(inputs.transpose(1, 2, 0))                        # (h, w, C-1)
         small = cv2.resize(frame, self.fit_size[::-1], interpolation=cv2.INTER_AREA)
@@ -119,8 +123,41 @@ class GuidedUpsampler:
                 cv2.accumulateProduct(_resize(slopes[..., channel, colour], (width, height)), plane, score)
             scores.append(score)
         if count == 1:
-            return (scores[0] > 0).view(np.uint8)
-        return np.stack([np.zeros((height, width), dtype=np.float32), *scores]).argmax(axis=0)
+            channels = (scores[0] > 0).view(np.uint8)
+        else:
+            channels = np.stack([np.zeros((height, width), dtype=np.float32), *scores]).argmax(axis=0)
+        return self._keep_objects(channels, scores, inputs, logits)
+
+    def _keep_objects(self, channels: np.ndarray, scores: list[np.ndarray], inputs: np.ndarray,
+                      logits: torch.Tensor) -> np.ndarray:
+        """Objects the filter all but erased come back as the plain resampling has them.
+
+        Where colour does not separate a small object from its surroundings (low contrast,
+        texture), window means smooth it away. An object whose filtered area (against the
+        background alone) is below ``VANISHED_SHARE`` of its area on the grid gets the
+        background pixels where the plainly resampled logits prefer it to the background. Each
+        object is judged and restored on its own inputs, so deleting another changes nothing here.
+        """
+        fit_cells = inputs.shape[0] * inputs.shape[1]
+        scale = channels.size / fit_cells
+        vanished = [channel for channel in range(1, len(scores) + 1)
+                    if (grid_area := np.count_nonzero(inputs[..., channel - 1] > 0) * scale) > 0
+                    and np.count_nonzero(scores[channel - 1] > 0) < VANISHED_SHARE * grid_area]
+        if not vanished:
+            return channels
+        if self._to_frame is None:
+            self._to_frame = GridResampler(self._to_fit.grid, self._working_size, self.frame_size)
+        plain = self._to_frame.to_frame(logits)
+        for channel in vanished:
+            restore = ((plain[channel] > plain[0]).numpy()) & (channels == 0)
+            channels = np.where(restore, channel, channels).astype(channels.dtype)
+        return channels
+        if self._to_frame is None:
+            self._to_frame = GridResampler(self._to_fit.grid, self._working_size, self.frame_size)
+        plain = self._to_frame.to_frame(logits).numpy().argmax(axis=0)
+        for channel in vanished:
+            channels = np.where(plain == channel, channel, channels).astype(channels.dtype)
+        return channels
 
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
