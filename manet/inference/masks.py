@@ -20,8 +20,9 @@ class MaskCache:
     Full-resolution masks are cheap to recompute from the grid logits (a few ms; with the guided
     filter of :mod:`manet.inference.refine`, from the logits and the frame, which the video
     source decodes again if its own cache let it go); the cache keeps at most ``budget_bytes``
-    of them (never fewer than 16 frames), so long videos do not hold one (H, W) array per frame. Invariant: every kept mask equals what :meth:`to_mask` gives for the
-    committed round's logits of its frame (or the frame's user-given mask).
+    of them (never fewer than 16 frames), so long videos do not hold one (H, W) array per frame.
+    Invariant: every kept mask equals what :meth:`to_mask` gives for the committed round's logits
+    of its frame (or the frame's user-given mask).
     """
 
     def __init__(self, frame_size: tuple[int, int], resampler: Callable[[], GridResampler],
