@@ -76,11 +76,8 @@ def touchup_cells(labels: np.ndarray, shown: np.ndarray, reach: float) -> np.nda
     touchups = np.zeros(labels.shape, dtype=bool)
     if reach <= 0:
         return touchups
-    grid_h, grid_w = labels.shape
-    height, width = shown.shape
-    rows = np.minimum(((np.arange(grid_h) + 0.5) * height / grid_h).astype(int), height - 1)
-    cols = np.minimum(((np.arange(grid_w) + 0.5) * width / grid_w).astype(int), width - 1)
-    limit = reach * max(height / grid_h, width / grid_w)
+    rows, cols = cell_centres(shown.shape, labels.shape)
+    limit = reach * max(shown.shape[0] / labels.shape[0], shown.shape[1] / labels.shape[1])
     for object_id in np.unique(labels[labels != UNLABELLED]):
         cells = labels == object_id
         same = shown == object_id
@@ -92,11 +89,17 @@ def touchup_cells(labels: np.ndarray, shown: np.ndarray, reach: float) -> np.nda
     return touchups
 
 
+def cell_centres(frame_size: tuple[int, ...], grid: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The frame pixels (rows, columns) at the centres of a (h, w) grid's cells."""
+    (height, width), (grid_h, grid_w) = frame_size[:2], grid[:2]
+    rows = np.minimum(((np.arange(grid_h) + 0.5) * height / grid_h).astype(int), height - 1)
+    cols = np.minimum(((np.arange(grid_w) + 0.5) * width / grid_w).astype(int), width - 1)
+    return rows, cols
+
+
 def mask_to_grid(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """(H, W) ids -> (h, w) int16 ids sampled at the grid cells' centres."""
-    height, width = mask.shape
-    rows = np.minimum(((np.arange(grid[0]) + 0.5) * height / grid[0]).astype(int), height - 1)
-    cols = np.minimum(((np.arange(grid[1]) + 0.5) * width / grid[1]).astype(int), width - 1)
+    rows, cols = cell_centres(mask.shape, grid)
     return mask[rows][:, cols].astype(np.int16)
 
 

@@ -6,8 +6,7 @@ blocky and thin parts vanish. The guided filter (He, Sun and Tang, "Guided Image
 TPAMI 2013) fits, in every window, the probabilities as an affine function of the frame's colour,
 ``q = a . I + b``, so the mask's edges follow the frame's edges; its fast form (He and Sun, "Fast
 Guided Filter", 2015) fits ``a`` and ``b`` at a reduced resolution and applies them at full
-resolution. Here the fit runs at twice the grid's resolution (stride 2 of the working size), where
-the probabilities come from the grid by the same bilinear resampling as the plain path.
+resolution. Here the fit runs on the grid itself, with the frame area-averaged to it.
 
 Each object is filtered on its own: its probability against the background alone,
 ``sigmoid(l_c - l_0)``, so one object gives one channel and a pixel takes the object whose
@@ -78,11 +77,12 @@ class GuidedUpsampler:
 
     The filter's coefficients are fitted on the grid (the frame area-averaged to it; a finer fit
     measured no better on the dev videos) and applied to the frame at its own size. ``radius`` is
-    the fit's window radius in grid cells, ``eps`` its regulariser for colours in [0, 1].
+    the fit's window radius in grid cells, ``eps`` its regulariser for colours in [0, 1];
+    ``plain`` the grid-to-frame resampler of the plain path, when the caller has one.
     """
 
     def __init__(self, grid: tuple[int, int], working_size: tuple[int, int], frame_size: tuple[int, int],
-                 radius: float, eps: float) -> None:
+                 radius: float, eps: float, plain: GridResampler | None = None) -> None:
         if not radius > 0:
             raise ValueError(f"radius must be > 0 grid cells, got {radius}")
         self.frame_size = frame_size
@@ -92,8 +92,9 @@ class GuidedUpsampler:
         # grid cells and frame pixels do not tile exactly (the grid rounds the working size up):
         # the probabilities are resampled to the fit's pixels, which tile the frame
         self._to_fit = GridResampler(grid, working_size, self.fit_size)
+        # the plain resampling to the frame, for objects the filter erased (built when first needed)
+        self._plain = plain
         self._working_size = working_size
-        self._to_frame: GridResampler | None = None  # the plain resampling, for objects the filter erased
 
     def channels(self, logits: torch.Tensor, frame: np.ndarray) -> np.ndarray:
         """(C, h, w) logits, (H, W, 3) uint8 RGB frame -> (H, W) integer argmax channel."""
@@ -145,18 +146,12 @@ class GuidedUpsampler:
                     and np.count_nonzero(scores[channel - 1] > 0) < VANISHED_SHARE * grid_area]
         if not vanished:
             return channels
-        if self._to_frame is None:
-            self._to_frame = GridResampler(self._to_fit.grid, self._working_size, self.frame_size)
-        plain = self._to_frame.to_frame(logits)
+        if self._plain is None:
+            self._plain = GridResampler(self._to_fit.grid, self._working_size, self.frame_size)
+        plain = self._plain.to_frame(logits)
         for channel in vanished:
             restore = ((plain[channel] > plain[0]).numpy()) & (channels == 0)
             channels = np.where(restore, channel, channels).astype(channels.dtype)
-        return channels
-        if self._to_frame is None:
-            self._to_frame = GridResampler(self._to_fit.grid, self._working_size, self.frame_size)
-        plain = self._to_frame.to_frame(logits).numpy().argmax(axis=0)
-        for channel in vanished:
-            channels = np.where(plain == channel, channel, channels).astype(channels.dtype)
         return channels
 
 

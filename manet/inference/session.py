@@ -425,7 +425,7 @@ class Session:
         """The edge-aware upsampler of masks (``SessionConfig.refine_radius``), None when off."""
         if self._refiner is None and self.config.refine_radius > 0:
             self._refiner = GuidedUpsampler(self.grid, self.working_size, (self.height, self.width),
-                                            self.config.refine_radius, self.config.refine_eps)
+                                            self.config.refine_radius, self.config.refine_eps, self._resample())
         return self._refiner
 
     def _commit(self, transaction: RoundTransaction, masks: dict[int, np.ndarray], seconds: float) -> None:
