@@ -233,9 +233,16 @@ class SessionConfig:
             frame's edges more closely.
         touchup_reach: from round 2, stroke cells whose centre lies within this many grid cells
             of both a pixel the shown mask gives the stroke's id and one it does not touch up
-            an edge: they shape the scribbled frame but are not the global map's references
-            for other frames, whose pixels they would mismatch (a cell holds both sides of the
-            edge). 0: every stroke cell is a reference (the paper).
+            an edge. A cell there holds both sides of the edge, so it is no reference for any
+            other pixel (the global map of other frames, the scribbled frame's own matching),
+            whose pixels of the other side it would match; on its own frame the cell is left
+            undecided between the stroke's id and the mask's, and the guided filter places the
+            edge inside it. 0: every stroke cell is a reference and takes the stroke's id (the
+            paper).
+        mirror_embedding: each frame's embedding averages the encoder's on the frame and on its
+            mirror image (flipped back), each pixel keeping its length: a test-time
+            augmentation that costs a second encoder pass per frame, in round 1 only. Off: one
+            pass (the paper).
     """
 
     working_size: int | None = 240
@@ -259,16 +266,18 @@ class SessionConfig:
     local_skip: float = 0.0
     refine_radius: float = 3.0
     refine_eps: float = 3e-4
-    touchup_reach: float = 0.5
+    touchup_reach: float = 1.0
+    mirror_embedding: bool = True
 
     @classmethod
     def paper(cls) -> SessionConfig:
         """The authors' setup: frames embedded at 480p (their DAVIS resolution; larger videos are
         scaled down so k and the ROI margin keep their meaning), every reference pixel, their
-        local-map order and round-1 augmented map, masks resampled plainly to the frame."""
+        local-map order and round-1 augmented map, masks resampled plainly to the frame, one
+        encoder pass per frame."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
                    augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0,
-                   touchup_reach=0.0)
+                   touchup_reach=0.0, mirror_embedding=False)
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:

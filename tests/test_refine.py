@@ -220,3 +220,40 @@ def test_an_object_the_filter_would_erase_keeps_its_plain_pixels() -> None:
     assert (plain == 2).sum() > 0
     np.testing.assert_array_equal(scores == 2, plain == 2)
     assert abs(int((scores == 1).sum()) - int((plain == 1).sum())) < 0.05 * (plain == 1).sum()
+
+
+def test_touchups_leave_their_own_cells_undecided_and_the_rest_of_the_frame_alone() -> None:
+    """A background stroke along the halo of round 1's mask, on the same frame: each of its cells
+    ends tied between the stroke's id and what the mask had there (the guided filter then puts
+    the edge inside the cell from the frame's colours), and no other cell of the frame changes,
+    since a touch-up cell is no reference for the frame's other cells either (heads that are
+    pure matching, as shipped). Without touch-ups (reach 0, the paper) every stroke cell goes to
+    the background outright."""
+    import dataclasses
+
+    from manet.config import ModelConfig
+    from manet.model.network import MANet
+    untrained = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
+    video = np.random.default_rng(5).integers(0, 255, (3, 96, 160, 3), dtype=np.uint8)
+    shown = square_mask()
+    shown[24:72, 120:124] = 1
+    stroke = [manet.Scribble(0, np.array([[121.5, 30.0], [121.5, 66.0]]))]
+    results = {}
+    for reach in (0.0, 1.0):
+        session = manet.Session(untrained, video, SessionConfig(working_size=None, refine_radius=0.0,
+                                                                touchup_reach=reach))
+        session.interact_mask(shown, 1)
+        list(session.propagate())
+        before = session.state().rounds[-1].logits[1].float().argmax(dim=0)
+        session.interact(stroke, frame=1)
+        assert session.pending is not None
+        results[reach] = (session.pending.touchups, before, session.pending.logits)
+    touchups, before, logits = results[1.0]
+    assert touchups is not None and touchups.any()
+    cells = torch.from_numpy(touchups)
+    assert torch.equal(logits[0][cells], logits.max(dim=0).values[cells]), "background ties with the best"
+    assert (before[cells] == 1).any(), "the halo cells were the object's"
+    assert torch.equal(logits.argmax(dim=0)[~cells], before[~cells]), "nothing else on the frame changes"
+    none, before, logits = results[0.0]
+    assert none is None
+    assert (logits.argmax(dim=0)[cells] == 0).all(), "without touch-ups the stroke's cells go to the background"

@@ -25,6 +25,7 @@ from types import EllipsisType
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from manet.io.video import VideoSource, resize_frame
 from manet.model.network import MANet
@@ -80,6 +81,15 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device.type, dtype=dtype)
 
 
+def mirror_average(embedding: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+    """(N, E, h, w) float32: per pixel, the direction of the sum of two embeddings of the same
+    frames (the frame's and its mirror image's, flipped back) at the mean of their lengths, so
+    unit-length embeddings stay unit length and matching distances keep their range."""
+    first, second = embedding.float(), mirrored.float()
+    length = (first.norm(dim=1, keepdim=True) + second.norm(dim=1, keepdim=True)) / 2
+    return F.normalize(first + second, dim=1) * length
+
+
 class FrameFile:
     """A (T, ...) float16 array in a file, read and written one frame at a time with plain file I/O.
 
@@ -126,8 +136,10 @@ class EmbeddingStore:
     """
 
     def __init__(self, video: VideoSource, model: MANet, working_size: tuple[int, int],
-                 device: torch.device, precision: str, budget_mb: float, batch_size: int = 4) -> None:
+                 device: torch.device, precision: str, budget_mb: float, batch_size: int = 4,
+                 mirror: bool = False) -> None:
         self.video = video
+        self.mirror = mirror  # average with the mirror image's embedding (SessionConfig.mirror_embedding)
         self.model = model
         self.working_size = working_size  # (height, width)
         self.device = device
@@ -241,6 +253,9 @@ class EmbeddingStore:
         with torch.inference_mode(), autocast_context(self.device, self.precision):
             images = self.model.preprocess(tensor).contiguous(memory_format=torch.channels_last)
             embedding = self.model.encoder(images)
+            if self.mirror:
+                mirrored = images.flip(-1).contiguous(memory_format=torch.channels_last)
+                embedding = mirror_average(embedding, self.model.encoder(mirrored).flip(-1))
         result = embedding.float().cpu().numpy().astype(STORE_DTYPE)
         self.encoder_seconds += time.perf_counter() - started
         return result

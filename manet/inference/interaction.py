@@ -155,8 +155,14 @@ def one_hot(labels: torch.Tensor | None, channels: int, grid: tuple[int, int], d
 
 def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels: Channels,
         previous_labels: torch.Tensor | None, first_round: bool, frame_size: tuple[int, int],
-        config: SessionConfig) -> InteractionResult:
-    """Interaction head on one frame (embedding (E, h, w) float32)."""
+        config: SessionConfig, touchups: np.ndarray | None = None) -> InteractionResult:
+    """Interaction head on one frame (embedding (E, h, w) float32).
+
+    ``touchups``: (h, w) bool stroke cells along the shown mask's edges (:func:`touchup_cells`):
+    they add their id there without contradicting the previous mask, so such a cell is left
+    undecided between the two and the mask's edge inside it comes from the frame (the guided
+    filter), not from the whole cell going to the stroke's id.
+    """
     device = embedding.device
     grid = (int(embedding.shape[1]), int(embedding.shape[2]))
     labels = stroke_labels(annotation, frame_size, grid, first_round, config.roi_margin)
@@ -166,8 +172,17 @@ def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels:
     else:
         maps = head_scribble_maps(annotation, labels, channels, frame_size, model.config.interaction_scribbles,
                                   config.roi_margin, device)
+        soft = None
+        if touchups is not None and touchups.any():
+            soft = torch.from_numpy(touchups).to(device)
+            maps = maps.masked_fill(soft[None], 0.0)  # no reference, no contradiction of the previous mask
         previous = one_hot(previous_labels, len(channels), grid, device)
         logits = model.interaction_logits(embedding[None], maps, previous).float()
+        if soft is not None:  # each touch-up cell: its stroke's id ties with the cell's best
+            stroked = torch.from_numpy(channel_indices(labels, channels)).to(device)
+            best = logits.max(dim=0).values
+            own = torch.zeros_like(logits, dtype=torch.bool).scatter_(0, stroked[None], True) & soft[None]
+            logits = torch.where(own, best[None].expand_as(logits), logits)
     return InteractionResult(labels, logits)
 
 

@@ -145,7 +145,13 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
            config: SessionConfig | None) -> SavedSession:
     _check_model(manifest["model"], model)
     source = _open_video(manifest["video"], video)
-    config = config or SessionConfig.from_dict(manifest["session_config"])
+    # Sessions saved before the switch existed embedded every frame once, without the mirror image.
+    saved_config = {"mirror_embedding": False, **manifest["session_config"]}
+    config = config or SessionConfig.from_dict(saved_config)
+    if bool(saved_config["mirror_embedding"]) != config.mirror_embedding:
+        raise SessionFileError(f"the session was saved with mirror_embedding={bool(saved_config['mirror_embedding'])}, "
+                               f"the config gives {config.mirror_embedding}: its embeddings and memories were "
+                               "computed that way; load with the saved mirror_embedding")
     working_size = (int(manifest["working_size"][0]), int(manifest["working_size"][1]))
     configured = working_size_for(source.height, source.width, config.working_size)
     if configured != working_size:

@@ -59,7 +59,8 @@ class Session:
         self.model = model.to(self.device).eval()
         self.working_size = working_size_for(self.video.height, self.video.width, self.config.working_size)
         self.embeddings = EmbeddingStore(self.video, self.model, self.working_size, self.device,
-                                         self.config.precision, self.config.embedding_budget_mb)
+                                         self.config.precision, self.config.embedding_budget_mb,
+                                         mirror=self.config.mirror_embedding)
         # Stems and neighbour distances: the same in every round, so round 1 leaves them behind.
         self.reuse = ReuseCache(self.config.reuse_budget_mb, self.config.window)
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
@@ -399,13 +400,17 @@ class Session:
         channels = self._history.channels.with_objects([i for i in annotation.object_ids if i != 0])
         rounds = self._history.rounds
         previous = rounds[-1].logits[annotation.frame].float().argmax(dim=0) if rounds else None
-        with torch.inference_mode(), autocast_context(self.device, self.config.precision):
-            result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
-                                     channels, previous, first_round=not rounds,
-                                     frame_size=(self.height, self.width), config=self.config)
+        embedding = self.embeddings.get(annotation.frame)
         touchups = None
         if rounds and annotation.mask is None and self.config.touchup_reach > 0:
-            touchups = interaction.touchup_cells(result.labels, self.mask(annotation.frame), self.config.touchup_reach)
+            grid = (int(embedding.shape[1]), int(embedding.shape[2]))
+            labels = interaction.stroke_labels(annotation, (self.height, self.width), grid, False,
+                                               self.config.roi_margin)
+            touchups = interaction.touchup_cells(labels, self.mask(annotation.frame), self.config.touchup_reach)
+        with torch.inference_mode(), autocast_context(self.device, self.config.precision):
+            result = interaction.run(self.model, embedding, annotation, channels, previous, first_round=not rounds,
+                                     frame_size=(self.height, self.width), config=self.config,
+                                     touchups=touchups)
         self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0, touchups)
         mask = self._pending_mask(self._pending)
         self._pending.seconds = time.perf_counter() - started
