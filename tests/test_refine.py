@@ -158,6 +158,21 @@ def stroke_grid(points: list[tuple[float, float]], object_id: int, grid: tuple[i
     return rasterize([Scribble(object_id, np.array(points, dtype=np.float64))], frame, grid)
 
 
+def halo_then_touchup(model, frames: int, frame: int, reach: float, observe):
+    """Round 1: a mask with a 4-pixel halo right of the object on ``frame`` of a random video;
+    then a background stroke along the halo on the same frame, not propagated yet. Returns the
+    session and what ``observe`` saw of it between the two."""
+    video = np.random.default_rng(5).integers(0, 255, (frames, 96, 160, 3), dtype=np.uint8)
+    shown = square_mask()
+    shown[24:72, 120:124] = 1
+    session = manet.Session(model, video, SessionConfig(working_size=None, refine_radius=0.0, touchup_reach=reach))
+    session.interact_mask(shown, frame)
+    list(session.propagate())
+    seen = observe(session)
+    session.interact([manet.Scribble(0, np.array([[121.5, 30.0], [121.5, 66.0]]))], frame=frame)
+    return session, seen
+
+
 def test_touchups_are_strokes_along_the_shown_edge_only() -> None:
     from manet.inference.interaction import touchup_cells
     shown = square_mask()
@@ -179,17 +194,9 @@ def test_a_round_of_touchups_writes_no_reference_for_other_frames(tiny_model) ->
     """Round 1's mask has a 4-pixel halo right of the object; round 2 draws background along it.
     With touch-ups on, the global memory of every other frame stays round 1's; off (the paper),
     the stroke's cells are new background references and the memory changes."""
-    video = np.random.default_rng(5).integers(0, 255, (5, 96, 160, 3), dtype=np.uint8)
-    shown = square_mask()
-    shown[24:72, 120:124] = 1
     unchanged = {}
     for reach in (0.0, 1.0):
-        session = manet.Session(tiny_model, video, SessionConfig(working_size=None, refine_radius=0.0,
-                                                                 touchup_reach=reach))
-        session.interact_mask(shown, 2)
-        list(session.propagate())
-        before = session.state().global_memory.maps.clone()
-        session.interact([manet.Scribble(0, np.array([[121.5, 30.0], [121.5, 66.0]]))], frame=2)
+        session, before = halo_then_touchup(tiny_model, 5, 2, reach, lambda s: s.state().global_memory.maps.clone())
         pending = session.pending
         assert pending is not None
         assert (pending.touchups is not None and pending.touchups[pending.labels == 0].all()) == (reach > 0)
@@ -234,18 +241,10 @@ def test_touchups_leave_their_own_cells_undecided_and_the_rest_of_the_frame_alon
     from manet.config import ModelConfig
     from manet.model.network import MANet
     untrained = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
-    video = np.random.default_rng(5).integers(0, 255, (3, 96, 160, 3), dtype=np.uint8)
-    shown = square_mask()
-    shown[24:72, 120:124] = 1
-    stroke = [manet.Scribble(0, np.array([[121.5, 30.0], [121.5, 66.0]]))]
     results = {}
     for reach in (0.0, 1.0):
-        session = manet.Session(untrained, video, SessionConfig(working_size=None, refine_radius=0.0,
-                                                                touchup_reach=reach))
-        session.interact_mask(shown, 1)
-        list(session.propagate())
-        before = session.state().rounds[-1].logits[1].float().argmax(dim=0)
-        session.interact(stroke, frame=1)
+        session, before = halo_then_touchup(untrained, 3, 1, reach,
+                                            lambda s: s.state().rounds[-1].logits[1].float().argmax(dim=0))
         assert session.pending is not None
         results[reach] = (session.pending.touchups, before, session.pending.logits)
     touchups, before, logits = results[1.0]
