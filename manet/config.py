@@ -305,6 +305,8 @@ class SessionConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.mirror_embedding, bool):
+            raise TypeError(f"mirror_embedding must be True or False, got {self.mirror_embedding!r}")
         if self.refine_radius > 0 and not self.refine_eps > 0:
             raise ValueError(f"refine_eps must be > 0 when refine_radius is on, got {self.refine_eps!r}")
         if not self.fusion_power > 0:

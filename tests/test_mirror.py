@@ -63,3 +63,9 @@ def test_sessions_saved_before_the_switch_load_unmirrored(tmp_path, tiny_model) 
     loaded = manet.Session.load(folder, tiny_model, video)
     assert not loaded.config.mirror_embedding
     assert np.array_equal(loaded.masks, session.masks)
+
+
+@pytest.mark.parametrize("value", ["false", 1, None])
+def test_config_refuses_a_mirror_setting_that_is_not_a_bool(value: object) -> None:
+    with pytest.raises(TypeError, match="mirror_embedding must be True or False"):
+        manet.SessionConfig(mirror_embedding=value)

@@ -25,10 +25,12 @@ from manet.model.network import MANet
 
 @dataclass(frozen=True)
 class InteractionResult:
-    """labels: (h, w) int16 stroke ids (-1 none) incl. ROI background; logits: (C, h, w) float32."""
+    """labels: (h, w) int16 stroke ids (-1 none) incl. ROI background; logits: (C, h, w) float32;
+    touchups: (h, w) bool touch-up cells (:func:`touchup_cells`), None when none were looked for."""
 
     labels: np.ndarray
     logits: torch.Tensor
+    touchups: np.ndarray | None = None
 
 
 def stroke_labels(annotation: Annotation, frame_size: tuple[int, int], grid: tuple[int, int],
@@ -155,35 +157,37 @@ def one_hot(labels: torch.Tensor | None, channels: int, grid: tuple[int, int], d
 
 def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels: Channels,
         previous_labels: torch.Tensor | None, first_round: bool, frame_size: tuple[int, int],
-        config: SessionConfig, touchups: np.ndarray | None = None) -> InteractionResult:
+        config: SessionConfig, shown: np.ndarray | None = None) -> InteractionResult:
     """Interaction head on one frame (embedding (E, h, w) float32).
 
-    ``touchups``: (h, w) bool stroke cells along the shown mask's edges (:func:`touchup_cells`):
-    they add their id there without contradicting the previous mask, so such a cell is left
-    undecided between the two and the mask's edge inside it comes from the frame (the guided
-    filter), not from the whole cell going to the stroke's id.
+    ``shown``: (H, W) ids of the mask the user drew on, after round 1; strokes along its edges
+    are touch-ups (:func:`touchup_cells`, ``config.touchup_reach``): they add their id there
+    without contradicting the previous mask, so such a cell is left undecided between the two
+    and the mask's edge inside it comes from the frame (the guided filter), not from the whole
+    cell going to the stroke's id.
     """
     device = embedding.device
     grid = (int(embedding.shape[1]), int(embedding.shape[2]))
     labels = stroke_labels(annotation, frame_size, grid, first_round, config.roi_margin)
+    touchups = None
     if annotation.mask is not None:
         # A full mask is the frame's result as given; confident logits stand in for the head's.
         logits = one_hot(torch.from_numpy(channel_indices(labels, channels)), len(channels), grid, device) * 20.0 - 10.0
     else:
         maps = head_scribble_maps(annotation, labels, channels, frame_size, model.config.interaction_scribbles,
                                   config.roi_margin, device)
-        soft = None
-        if touchups is not None and touchups.any():
-            soft = torch.from_numpy(touchups).to(device)
-            maps = maps.masked_fill(soft[None], 0.0)  # no reference, no contradiction of the previous mask
+        if shown is not None and config.touchup_reach > 0:
+            touchups = touchup_cells(labels, shown, config.touchup_reach)
+        soft = torch.from_numpy(touchups).to(device)[None] if touchups is not None and touchups.any() else None
+        if soft is not None:
+            maps = maps.masked_fill(soft, 0.0)  # no reference, no contradiction of the previous mask
         previous = one_hot(previous_labels, len(channels), grid, device)
         logits = model.interaction_logits(embedding[None], maps, previous).float()
         if soft is not None:  # each touch-up cell: its stroke's id ties with the cell's best
-            stroked = torch.from_numpy(channel_indices(labels, channels)).to(device)
-            best = logits.max(dim=0).values
-            own = torch.zeros_like(logits, dtype=torch.bool).scatter_(0, stroked[None], True) & soft[None]
-            logits = torch.where(own, best[None].expand_as(logits), logits)
-    return InteractionResult(labels, logits)
+            stroked = torch.from_numpy(channel_indices(labels, channels))
+            own = one_hot(stroked, len(channels), grid, device).bool() & soft
+            logits = torch.where(own, logits.max(dim=0, keepdim=True).values.expand_as(logits), logits)
+    return InteractionResult(labels, logits, touchups)
 
 
 def augmented(embedding: torch.Tensor, labels: np.ndarray, channels: Channels, window: int) -> torch.Tensor:

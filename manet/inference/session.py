@@ -400,18 +400,14 @@ class Session:
         channels = self._history.channels.with_objects([i for i in annotation.object_ids if i != 0])
         rounds = self._history.rounds
         previous = rounds[-1].logits[annotation.frame].float().argmax(dim=0) if rounds else None
-        embedding = self.embeddings.get(annotation.frame)
-        touchups = None
-        if rounds and annotation.mask is None and self.config.touchup_reach > 0:
-            grid = (int(embedding.shape[1]), int(embedding.shape[2]))
-            labels = interaction.stroke_labels(annotation, (self.height, self.width), grid, False,
-                                               self.config.roi_margin)
-            touchups = interaction.touchup_cells(labels, self.mask(annotation.frame), self.config.touchup_reach)
+        touching_up = rounds and annotation.mask is None and self.config.touchup_reach > 0
+        shown = self.mask(annotation.frame) if touching_up else None
         with torch.inference_mode(), autocast_context(self.device, self.config.precision):
-            result = interaction.run(self.model, embedding, annotation, channels, previous, first_round=not rounds,
-                                     frame_size=(self.height, self.width), config=self.config,
-                                     touchups=touchups)
-        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0, touchups)
+            result = interaction.run(self.model, self.embeddings.get(annotation.frame), annotation,
+                                     channels, previous, first_round=not rounds,
+                                     frame_size=(self.height, self.width), config=self.config, shown=shown)
+        self._pending = PendingRound(annotation, channels, result.labels, result.logits.float(), None, 0.0,
+                                     result.touchups)
         mask = self._pending_mask(self._pending)
         self._pending.seconds = time.perf_counter() - started
         return mask
