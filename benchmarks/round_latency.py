@@ -75,6 +75,9 @@ def main() -> int:
                         help="SessionConfig.matching_precision (default: the session's)")
     parser.add_argument("--mirror-embedding", choices=("on", "off"), default=None,
                         help="SessionConfig.mirror_embedding (default: the session's)")
+    parser.add_argument("--encoder-size", default=None,
+                        help="SessionConfig.encoder_size: a short side in pixels, or 'working' for the "
+                             "working size (default: the session's)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="frames the encoder runs ahead of matching on a second thread in round 1 "
                              "(default: the session's, manet.inference.propagation.PREFETCH_AHEAD)")
@@ -92,12 +95,15 @@ def main() -> int:
             config = dataclasses.replace(config, matching_precision=args.matching_precision)
         if args.mirror_embedding is not None:
             config = dataclasses.replace(config, mirror_embedding=args.mirror_embedding == "on")
+        if args.encoder_size is not None:
+            encoder_size = None if args.encoder_size == "working" else int(args.encoder_size)
+            config = dataclasses.replace(config, encoder_size=encoder_size)
         session = manet.Session(model, video, config)
         height, width = session.height, session.width
         frames = session.num_frames
         print(f"video: {frames} frames at {width}x{height}, working size {session.working_size[::-1]}, "
               f"grid {session.grid[::-1]}, threads {args.threads}, matching {config.matching_precision}, "
-              f"mirror {'on' if config.mirror_embedding else 'off'}")
+              f"mirror {'on' if config.mirror_embedding else 'off'}, encoder size {session.encoder_size[::-1]}")
         totals, interact_ms = [], []
         rng = np.random.default_rng(0)
         for round_index in range(args.rounds):

@@ -243,6 +243,10 @@ class SessionConfig:
             mirror image (flipped back), each pixel keeping its length: a test-time
             augmentation that costs a second encoder pass per frame, in round 1 only. Off: one
             pass (the paper).
+        encoder_size: short side, in pixels, of the frames the encoder sees (never above the
+            video's own); the embedding is resampled to the working size's grid, so matching,
+            memories and heads cost what they cost at ``working_size``, while the frozen
+            features see the objects larger. ``None``: the working size (the paper).
     """
 
     working_size: int | None = 240
@@ -268,6 +272,7 @@ class SessionConfig:
     refine_eps: float = 3e-4
     touchup_reach: float = 1.0
     mirror_embedding: bool = True
+    encoder_size: int | None = None
 
     @classmethod
     def paper(cls) -> SessionConfig:
@@ -277,11 +282,15 @@ class SessionConfig:
         encoder pass per frame."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
                    augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0,
-                   touchup_reach=0.0, mirror_embedding=False)
+                   touchup_reach=0.0, mirror_embedding=False, encoder_size=None)
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:
             raise ValueError(f"working_size must be at least 16 pixels or None, got {self.working_size}")
+        encoder_size = self.encoder_size
+        if encoder_size is not None and (isinstance(encoder_size, bool) or not isinstance(encoder_size, int)
+                                         or encoder_size < 16):
+            raise ValueError(f"encoder_size must be a whole number of pixels >= 16 or None, got {self.encoder_size!r}")
         if self.window < 0:
             raise ValueError(f"window must be >= 0, got {self.window}")
         if self.memory_rounds < 1:

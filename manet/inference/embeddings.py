@@ -90,6 +90,20 @@ def mirror_average(embedding: torch.Tensor, mirrored: torch.Tensor) -> torch.Ten
     return F.normalize(first + second, dim=1) * length
 
 
+def resample_embedding(embedding: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(N, E, h, w) -> (N, E, *grid) float32, bilinear (half-pixel centres); each pixel keeps the
+    bilinear mean of its neighbours' lengths, so unit-length embeddings stay unit length."""
+    embedding = embedding.float()
+    lengths = F.interpolate(embedding.norm(dim=1, keepdim=True), size=grid, mode="bilinear", align_corners=False)
+    resized = F.interpolate(embedding, size=grid, mode="bilinear", align_corners=False)
+    return F.normalize(resized, dim=1) * lengths
+
+
+def embedding_grid(size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the embedding grid of frames of ``size`` (every encoder has output stride 4)."""
+    return -(-size[0] // 4), -(-size[1] // 4)
+
+
 class FrameFile:
     """A (T, ...) float16 array in a file, read and written one frame at a time with plain file I/O.
 
@@ -137,9 +151,12 @@ class EmbeddingStore:
 
     def __init__(self, video: VideoSource, model: MANet, working_size: tuple[int, int],
                  device: torch.device, precision: str, budget_mb: float, batch_size: int = 4,
-                 mirror: bool = False) -> None:
+                 mirror: bool = False, encoder_size: tuple[int, int] | None = None) -> None:
         self.video = video
         self.mirror = mirror  # average with the mirror image's embedding (SessionConfig.mirror_embedding)
+        # (height, width) of the frames the encoder sees (SessionConfig.encoder_size); the
+        # embedding is resampled to the working size's grid. None: the working size.
+        self.encoder_size = None if encoder_size == working_size else encoder_size
         self.model = model
         self.working_size = working_size  # (height, width)
         self.device = device
@@ -239,16 +256,23 @@ class EmbeddingStore:
 
     def working_frame(self, frame: int) -> np.ndarray:
         """(h_work, w_work, 3) uint8 RGB frame at the working resolution."""
+        return self._frame_at(frame, self.working_size)
+
+    def encoder_frame(self, frame: int) -> np.ndarray:
+        """(h, w, 3) uint8 RGB frame at the size the encoder sees (the working size by default)."""
+        return self._frame_at(frame, self.encoder_size or self.working_size)
+
+    def _frame_at(self, frame: int, size: tuple[int, int]) -> np.ndarray:
         image = self.video.frame(frame)
-        if image.shape[:2] != self.working_size:
-            image = resize_frame(image, self.working_size)
+        if image.shape[:2] != size:
+            image = resize_frame(image, size)
         return image
 
     def _encode(self, frames: list[int]) -> np.ndarray:
         import time
 
         started = time.perf_counter()
-        batch = np.stack([self.working_frame(t) for t in frames])
+        batch = np.stack([self.encoder_frame(t) for t in frames])
         tensor = torch.from_numpy(batch).to(self.device)
         with torch.inference_mode(), autocast_context(self.device, self.precision):
             images = self.model.preprocess(tensor).contiguous(memory_format=torch.channels_last)
@@ -256,6 +280,8 @@ class EmbeddingStore:
             if self.mirror:
                 mirrored = images.flip(-1).contiguous(memory_format=torch.channels_last)
                 embedding = mirror_average(embedding, self.model.encoder(mirrored).flip(-1))
+            if self.encoder_size is not None:
+                embedding = resample_embedding(embedding, embedding_grid(self.working_size))
         result = embedding.float().cpu().numpy().astype(STORE_DTYPE)
         self.encoder_seconds += time.perf_counter() - started
         return result

@@ -145,8 +145,9 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
            config: SessionConfig | None) -> SavedSession:
     _check_model(manifest["model"], model)
     source = _open_video(manifest["video"], video)
-    # Sessions saved before the switch existed embedded every frame once, without the mirror image.
-    saved_config = {"mirror_embedding": False, **manifest["session_config"]}
+    # Sessions saved before these switches existed embedded every frame once, without the mirror
+    # image, at the working size.
+    saved_config = {"mirror_embedding": False, "encoder_size": None, **manifest["session_config"]}
     config = config or SessionConfig.from_dict(saved_config)
     if bool(saved_config["mirror_embedding"]) != config.mirror_embedding:
         raise SessionFileError(f"the session was saved with mirror_embedding={bool(saved_config['mirror_embedding'])}, "
@@ -157,6 +158,11 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
     if configured != working_size:
         raise SessionFileError(f"the session was saved at working size {working_size}, the config gives "
                                f"{configured}; load with the saved working_size")
+    saved_encoder = _encoder_size(source, working_size, saved_config["encoder_size"])
+    if _encoder_size(source, configured, config.encoder_size) != saved_encoder:
+        raise SessionFileError(f"the session's frames were embedded at {saved_encoder} "
+                               f"(encoder_size={saved_config['encoder_size']}), the config gives "
+                               f"encoder_size={config.encoder_size}; load with the saved encoder_size")
     embeddings, grid = _read_embeddings(folder, manifest, source.num_frames, model.config.embedding_dim)
     records, local_rounds, grid = _read_rounds(folder, manifest, source, grid)
     memory = _read_global(folder, manifest.get("global_memory"), source.num_frames, grid)
@@ -166,6 +172,11 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
     except SessionStateError as error:
         raise SessionFileError(f"{folder / MANIFEST} is inconsistent ({error}); the save is damaged") from error
     return SavedSession(source, config, working_size, embeddings, state)
+
+
+def _encoder_size(source: Any, working_size: tuple[int, int], short_side: int | None) -> tuple[int, int]:
+    """(h, w) of the frames the encoder saw for ``SessionConfig.encoder_size = short_side``."""
+    return working_size if short_side is None else working_size_for(source.height, source.width, short_side)
 
 
 def _objects(manifest: dict[str, Any]) -> ObjectRegistry:

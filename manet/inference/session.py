@@ -58,9 +58,13 @@ class Session:
         self.device = pick_device(self.config.device)
         self.model = model.to(self.device).eval()
         self.working_size = working_size_for(self.video.height, self.video.width, self.config.working_size)
+        # The frames the encoder sees (SessionConfig.encoder_size), never larger than the video.
+        self.encoder_size = (self.working_size if self.config.encoder_size is None else
+                             working_size_for(self.video.height, self.video.width, self.config.encoder_size))
         self.embeddings = EmbeddingStore(self.video, self.model, self.working_size, self.device,
                                          self.config.precision, self.config.embedding_budget_mb,
-                                         mirror=self.config.mirror_embedding)
+                                         mirror=self.config.mirror_embedding,
+                                         encoder_size=self.encoder_size)
         # Stems and neighbour distances: the same in every round, so round 1 leaves them behind.
         self.reuse = ReuseCache(self.config.reuse_budget_mb, self.config.window)
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
