@@ -154,6 +154,37 @@ def test_lite_checkpoint_holds_only_the_heads(tmp_path) -> None:
     assert torch.equal(loaded.interaction_head.classifier.weight, model.interaction_head.classifier.weight)
 
 
+def test_a_stroke_on_a_frame_whose_previous_mask_lost_the_object_adds_the_object_there_only() -> None:
+    """After round 1 a frame's previous mask can be all background (the object was lost there).
+    A stroke adding the object must not turn the whole frame into the object: the previous
+    background is kept wherever no stroke contradicts it, as on any other frame."""
+    import numpy as np
+
+    from manet.config import SessionConfig
+    from manet.inference import interaction
+    from manet.inference.scribbles import Annotation, Scribble
+    from manet.inference.state import Channels
+
+    model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
+    embedding = torch.randn(8, 10, 12, generator=torch.Generator().manual_seed(5))
+    annotation = Annotation(3, (Scribble(1, [[8.0, 8.0], [24.0, 8.0]]),))  # one positive stroke only
+    lost = torch.zeros(10, 12, dtype=torch.long)  # the previous round's mask: all background
+    config = SessionConfig(touchup_reach=0.0)
+    with torch.no_grad():
+        later = interaction.run(model, embedding, annotation, Channels((0, 1)), lost, first_round=False,
+                                frame_size=(40, 48), config=config)
+    stroked = later.labels == 1
+    assert stroked.any()
+    ids = later.logits.argmax(dim=0).numpy()
+    assert np.array_equal(ids == 1, stroked)  # the stroke's cells, and nothing the stroke did not touch
+    # In round 1 nothing is known besides the stroke (the ROI margin covers this small grid, so
+    # no background either): matching decides, and more than the stroke's cells go to it.
+    with torch.no_grad():
+        first = interaction.run(model, embedding, annotation, Channels((0, 1)), None, first_round=True,
+                                frame_size=(40, 48), config=config)
+    assert (first.logits.argmax(dim=0).numpy() == 1).sum() > stroked.sum()
+
+
 def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
     from manet.model.matching import global_matching_map, stroke_matching_map
 
@@ -168,8 +199,8 @@ def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
     first_round = torch.zeros(2, 6, 7)
     first_round[0] = 1.0
     with torch.no_grad():
-        logits = model.interaction_logits(embedding, strokes, first_round)
-        expected = -20.0 * stroke_matching_map(embedding[0], strokes, first_round)
+        logits = model.interaction_logits(embedding, strokes, first_round, first_round=True)
+        expected = -20.0 * stroke_matching_map(embedding[0], strokes, first_round, True)
         assert torch.allclose(logits, expected, atol=1e-5)
         pixels = embedding[0].flatten(1).t()
         assert torch.allclose(expected, -20.0 * global_matching_map(
@@ -178,7 +209,7 @@ def test_matching_skip_starts_as_nearest_neighbour_matching() -> None:
         previous = torch.zeros(2, 6, 7)
         previous[1, :3] = 1.0
         previous[0, 3:] = 1.0
-        later = stroke_matching_map(embedding[0], strokes, previous)
+        later = stroke_matching_map(embedding[0], strokes, previous, False)
         assert torch.all(later[1, :2] == 0) and torch.all(later[1, 3:5] > 0)
         global_maps = torch.rand(2, 6, 7, generator=generator)
         local_maps = torch.rand(2, 6, 7, generator=generator)

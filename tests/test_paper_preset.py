@@ -122,7 +122,7 @@ def test_heads_compute_what_theirs_compute(official: State, loaded: MANet) -> No
     # embedding, global map, local map, previous-frame mask (propagation).
     embeddings = embedding.expand(objects, -1, -1, -1)
     theirs = _their_head(torch.cat([embeddings, scribbles[:, None], previous[:, None]], 1), official, "inter_seghead")
-    ours = loaded.interaction_logits(embedding, scribbles, previous)
+    ours = loaded.interaction_logits(embedding, scribbles, previous, first_round=False)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
     inputs = torch.cat([embeddings, global_maps[:, None], local_maps[:, None], previous[:, None]], 1)
     theirs = _their_head(inputs, official, "dynamic_seghead")

@@ -182,7 +182,7 @@ def run(model: MANet, embedding: torch.Tensor, annotation: Annotation, channels:
         if soft is not None:
             maps = maps.masked_fill(soft, 0.0)  # no reference, no contradiction of the previous mask
         previous = one_hot(previous_labels, len(channels), grid, device)
-        logits = model.interaction_logits(embedding[None], maps, previous).float()
+        logits = model.interaction_logits(embedding[None], maps, previous, first_round=first_round).float()
         if soft is not None:  # each touch-up cell: its stroke's id ties with the cell's best
             stroked = torch.from_numpy(channel_indices(labels, channels))
             own = one_hot(stroked, len(channels), grid, device).bool() & soft

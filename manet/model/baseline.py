@@ -33,9 +33,9 @@ class MatchingBaseline(MANet):
                                              head_kernel=1))
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,
-                           previous_masks: torch.Tensor) -> torch.Tensor:
+                           previous_masks: torch.Tensor, *, first_round: bool) -> torch.Tensor:
         # Each object's strokes, plus its previous-round mask where no other id was stroked.
-        return -LOGIT_SCALE * stroke_matching_map(embedding[0].float(), scribble_maps, previous_masks)
+        return -LOGIT_SCALE * stroke_matching_map(embedding[0].float(), scribble_maps, previous_masks, first_round)
 
     def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:
         return None

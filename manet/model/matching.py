@@ -103,7 +103,7 @@ def evenly_subsampled(rows: torch.Tensor, limit: int | None) -> torch.Tensor:
 
 
 def stroke_matching_map(embedding: torch.Tensor, scribble_maps: torch.Tensor, previous_masks: torch.Tensor,
-                        max_references: int | None = 1024) -> torch.Tensor:
+                        first_round: bool, max_references: int | None = 1024) -> torch.Tensor:
     """The interactive frame matched to its own annotation: what the interaction head's skip adds.
 
     Each object's reference pixels are its strokes (at most ``max_references``, evenly spread);
@@ -113,14 +113,17 @@ def stroke_matching_map(embedding: torch.Tensor, scribble_maps: torch.Tensor, pr
     Args:
         embedding: (E, h, w) embedding of the interactive frame.
         scribble_maps: (K, h, w) float, > 0 on the object's strokes, < 0 on other ids' strokes.
-        previous_masks: (K, h, w) float previous-round probabilities; all background in round 1.
+        previous_masks: (K, h, w) float previous-round probabilities (unused in round 1).
+        first_round: whether this is round 1 (no previous round). It is not read off the masks:
+            a later round's mask of a frame can be all background (the object was lost there),
+            and that background is what a stroke adding the object must not erase.
     Returns:
         (K, h, w) float32 in [0, 1].
     """
     pixels = embedding.reshape(embedding.shape[0], -1).t()
     references = [evenly_subsampled(pixels[(strokes > 0).reshape(-1)], max_references) for strokes in scribble_maps]
     maps = global_matching_map(embedding, references)
-    if not bool((previous_masks[0] > 0.5).all()):  # after round 1: keep what no stroke contradicts
+    if not first_round:  # keep what no stroke contradicts
         kept = (previous_masks > 0.5) & (scribble_maps >= 0)
         maps = maps.masked_fill(kept, 0.0)
     return maps

@@ -82,13 +82,15 @@ class MANet(nn.Module):
         return self.encoder(self.preprocess(frames))
 
     def interaction_logits(self, embedding: torch.Tensor, scribble_maps: torch.Tensor,
-                           previous_masks: torch.Tensor) -> torch.Tensor:
+                           previous_masks: torch.Tensor, *, first_round: bool) -> torch.Tensor:
         """Per-object logits of the interactive frame.
 
         Args:
             embedding: (1, E, h, w) or (K, E, h, w).
             scribble_maps: (K, h, w) float: +1 on this object's strokes, -1 on other ids' strokes.
             previous_masks: (K, h, w) float previous-round probability of each object.
+            first_round: no previous round (its masks are all background then, but a later
+                round's mask of a frame can be all background too).
         Returns:
             (K, h, w) logits; softmax over K gives probabilities.
         """
@@ -100,7 +102,8 @@ class MANet(nn.Module):
         if self.interaction_head.skip_scale is None:
             return logits
         with torch.no_grad(), torch.autocast(embedding.device.type, enabled=False):  # distances in float32
-            skip_map = stroke_matching_map(embedding[0].float(), scribble_maps.float(), previous_masks.float())
+            skip_map = stroke_matching_map(embedding[0].float(), scribble_maps.float(), previous_masks.float(),
+                                           first_round)
         return self.interaction_head.add_skip(logits, skip_map)
 
     def propagation_stem(self, embedding: torch.Tensor) -> torch.Tensor | None:

@@ -297,7 +297,8 @@ class InteractionStep(nn.Module):
                 maps = head_scribble_maps(Annotation(0, tuple(strokes)), labels, channels, truth.shape,
                                           self.model.config.interaction_scribbles, self.roi_margin, embeddings.device)
                 logits = self.model.interaction_logits(embeddings[index][None], maps,
-                                                       one_hot_grid(previous, len(channels)))
+                                                       one_hot_grid(previous, len(channels)),
+                                                       first_round=round_index == 0)
                 losses.append(upsampled_loss(logits, target, top_fraction))
                 with torch.no_grad():
                     upsampled = F.interpolate(logits[None], size=truth.shape, mode="bilinear", align_corners=False)
