@@ -69,3 +69,18 @@ def test_sessions_saved_before_the_switch_load_unmirrored(tmp_path, tiny_model) 
 def test_config_refuses_a_mirror_setting_that_is_not_a_bool(value: object) -> None:
     with pytest.raises(TypeError, match="mirror_embedding must be True or False"):
         manet.SessionConfig(mirror_embedding=value)
+
+
+def test_the_fast_preset_runs_the_encoder_once_a_frame(tiny_model) -> None:
+    assert manet.SessionConfig.fast() == manet.SessionConfig(mirror_embedding=False)
+    video = moving_square_video(frames=3, height=32, width=48)
+    images: list[int] = []
+    hook = tiny_model.encoder.register_forward_pre_hook(lambda module, inputs: images.append(len(inputs[0])))
+    try:
+        manet.Session(tiny_model, video, manet.SessionConfig.fast()).prepare()
+        assert sum(images) == 3
+        images.clear()
+        manet.Session(tiny_model, video, manet.SessionConfig()).prepare()
+        assert sum(images) == 6  # each frame and its mirror image
+    finally:
+        hook.remove()
