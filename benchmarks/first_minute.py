@@ -30,7 +30,7 @@ import manet
 from manet.samples import sample_video
 from manet_widget import Annotator
 torch.set_num_threads({threads})
-annotator = Annotator.from_video(str(sample_video("bikes")){autosave})
+annotator = Annotator.from_video(str(sample_video("bikes")){autosave}{config})
 annotator"""
 
 KERNEL_REPORT = """
@@ -63,7 +63,8 @@ def run_first_minute(harness: Any, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         autosave = f", autosave={str(root / 'autosave')!r}" if args.autosave else ""
-        source = NOTEBOOK.format(threads=args.threads, autosave=autosave)
+        config = "" if args.preset == "default" else f", session_config=manet.SessionConfig.{args.preset}()"
+        source = NOTEBOOK.format(threads=args.threads, autosave=autosave, config=config)
         (root / "first.ipynb").write_text(harness.notebook_json(root, "", source))
         env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
                "OMP_WAIT_POLICY": "PASSIVE"}

@@ -14,7 +14,7 @@ after the first frame shows (while the embeddings are still being prepared), the
 Enter -> the interactive frame's overlay (target <= 0.5 s), frames/s of the round-1 stream
 (target >= 10), Enter -> round committed (target <= 25 s) and what the widget adds per frame
 around the model (mask encoding and sending, frame JPEGs, autosave; target < 10 % of the model's
-time). See ``benchmarks/first_minute.py``.
+time); ``--preset fast`` opens it with ``SessionConfig.fast()``. See ``benchmarks/first_minute.py``.
 
 Needs /usr/bin/chromium and the playwright Python package (see tests/e2e/lab_harness.py).
 """
@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--stroke-delay", type=float, default=2.0,
                         help="first-minute: seconds between the first frame shown and the stroke")
     parser.add_argument("--autosave", action="store_true", help="first-minute: open with an autosave folder")
+    parser.add_argument("--preset", choices=("default", "fast"), default="default",
+                        help="first-minute: the session settings (fast: SessionConfig.fast())")
     args = parser.parse_args()
     harness = load_harness()
     missing = harness.missing_requirements()

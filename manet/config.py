@@ -286,11 +286,11 @@ class SessionConfig:
 
     @classmethod
     def fast(cls) -> SessionConfig:
-        """The defaults with one encoder pass per frame (no mirror image): round 1 embeds each
-        frame in about half the time, so it streams faster in the annotator's first minute, for
-        lower masks (the model card measures both). Without the mirror, touch-ups reach half a
-        cell (a whole cell left more videos below their best round). Later rounds cost the same."""
-        return cls(mirror_embedding=False, touchup_reach=0.5)
+        """Round 1 at video rate, for lower masks (the model card measures both): one encoder
+        pass per frame (no mirror image), the global map's products in bfloat16 where the device
+        computes it natively (``matching_precision="auto"``), and touch-ups of half a cell (a
+        whole cell left more videos below their best round without the mirror)."""
+        return cls(mirror_embedding=False, touchup_reach=0.5, matching_precision="auto")
 
     def __post_init__(self) -> None:
         if self.working_size is not None and self.working_size < 16:

@@ -72,7 +72,8 @@ def test_config_refuses_a_mirror_setting_that_is_not_a_bool(value: object) -> No
 
 
 def test_the_fast_preset_runs_the_encoder_once_a_frame(tiny_model) -> None:
-    assert manet.SessionConfig.fast() == manet.SessionConfig(mirror_embedding=False, touchup_reach=0.5)
+    assert manet.SessionConfig.fast() == manet.SessionConfig(mirror_embedding=False, touchup_reach=0.5,
+                                                             matching_precision="auto")
     video = moving_square_video(frames=3, height=32, width=48)
     images: list[int] = []
     hook = tiny_model.encoder.register_forward_pre_hook(lambda module, inputs: images.append(len(inputs[0])))
