@@ -18,3 +18,10 @@ def working_size_for(height: int, width: int, short_side: int | None) -> tuple[i
         return height, width
     scale = short_side / min(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def encoder_size_for(height: int, width: int, working_size: tuple[int, int],
+                     short_side: int | None) -> tuple[int, int]:
+    """(h, w) of the frames the encoder sees (``SessionConfig.encoder_size = short_side``): the
+    working size for None, else the short side scaled as :func:`working_size_for` does."""
+    return working_size if short_side is None else working_size_for(height, width, short_side)

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from manet.config import ModelConfig, SessionConfig
 from manet.errors import FrameIndexError, ManetError, ScribbleError, SessionFileError, SessionStateError
-from manet.inference.device import working_size_for
+from manet.inference.device import encoder_size_for, working_size_for
 from manet.inference.memory import GlobalMemory, LocalRound
 from manet.inference.objects import ObjectInfo, ObjectRegistry
 from manet.inference.scribbles import Annotation, Box, Scribble, make_annotation
@@ -158,8 +158,8 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
     if configured != working_size:
         raise SessionFileError(f"the session was saved at working size {working_size}, the config gives "
                                f"{configured}; load with the saved working_size")
-    saved_encoder = _encoder_size(source, working_size, saved_config["encoder_size"])
-    if _encoder_size(source, configured, config.encoder_size) != saved_encoder:
+    saved_encoder = encoder_size_for(source.height, source.width, working_size, saved_config["encoder_size"])
+    if encoder_size_for(source.height, source.width, configured, config.encoder_size) != saved_encoder:
         raise SessionFileError(f"the session's frames were embedded at {saved_encoder} "
                                f"(encoder_size={saved_config['encoder_size']}), the config gives "
                                f"encoder_size={config.encoder_size}; load with the saved encoder_size")
@@ -172,11 +172,6 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
     except SessionStateError as error:
         raise SessionFileError(f"{folder / MANIFEST} is inconsistent ({error}); the save is damaged") from error
     return SavedSession(source, config, working_size, embeddings, state)
-
-
-def _encoder_size(source: Any, working_size: tuple[int, int], short_side: int | None) -> tuple[int, int]:
-    """(h, w) of the frames the encoder saw for ``SessionConfig.encoder_size = short_side``."""
-    return working_size if short_side is None else working_size_for(source.height, source.width, short_side)
 
 
 def _objects(manifest: dict[str, Any]) -> ObjectRegistry:

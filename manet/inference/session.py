@@ -22,7 +22,7 @@ import torch
 from manet.config import SessionConfig
 from manet.errors import FrameIndexError, PropagationCancelled, SessionStateError
 from manet.inference import interaction, persistence
-from manet.inference.device import pick_device, working_size_for
+from manet.inference.device import encoder_size_for, pick_device, working_size_for
 from manet.inference.embeddings import EmbeddingStore, ProgressCallback, autocast_context
 from manet.inference.history import History
 from manet.inference.inputs import ScribbleInput, to_annotation
@@ -59,8 +59,8 @@ class Session:
         self.model = model.to(self.device).eval()
         self.working_size = working_size_for(self.video.height, self.video.width, self.config.working_size)
         # The frames the encoder sees (SessionConfig.encoder_size), never larger than the video.
-        self.encoder_size = (self.working_size if self.config.encoder_size is None else
-                             working_size_for(self.video.height, self.video.width, self.config.encoder_size))
+        self.encoder_size = encoder_size_for(self.video.height, self.video.width, self.working_size,
+                                             self.config.encoder_size)
         self.embeddings = EmbeddingStore(self.video, self.model, self.working_size, self.device,
                                          self.config.precision, self.config.embedding_budget_mb,
                                          mirror=self.config.mirror_embedding,
