@@ -11,12 +11,14 @@ from typing import Any, Literal, get_args
 EncoderName = Literal["lite", "lite-decoder", "paper", "tiny"]
 # Channels of the lite encoder's frozen features: the 40 + 320 channels of two EfficientNet-Lite0 blocks.
 LITE_FEATURE_CHANNELS = 360
+LITE_BACKBONE_BLOCKS = 16  # MBConv blocks of EfficientNet-Lite0 (manet.model.efficientnet.LITE0_BLOCKS)
 # Embedding channels of the shipped lite model: its trained projection of those features.
 LITE_PROJECTION_DIM = 128
 # Encoder names written by earlier versions -> today's names (see ModelConfig.from_dict).
 RENAMED_ENCODERS = {"lite-features": "lite"}
 # Fields added after the first checkpoints were written: a saved config without them meant these.
-_ABSENT_MEANT = {"matching_skip": "none", "propagation_bound": None, "feature_projection": None}
+_ABSENT_MEANT = {"matching_skip": "none", "propagation_bound": None, "feature_projection": None,
+                 "tuned_backbone_blocks": 0}
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 MatchingPrecision = Literal["auto", "float32", "bfloat16"]
 LocalMapOrder = Literal["pooled", "authors"]
@@ -61,6 +63,10 @@ class ModelConfig:
             feature channels to this many (``embedding_dim`` must equal it), L2-normalised and
             scaled by a learned factor, so matching compares fewer, trained channels (None: the
             360 frozen channels themselves).
+        tuned_backbone_blocks: lite encoder only: how many of EfficientNet-Lite0's last blocks
+            were fine-tuned with the projection (``manet train projection --backbone-blocks N``).
+            A checkpoint holds those blocks; the rest of the backbone is restored from the
+            ImageNet package as usual (0: the whole backbone is ImageNet's).
     """
 
     encoder: EncoderName = "lite"
@@ -76,6 +82,7 @@ class ModelConfig:
     matching_skip: Literal["none", "interaction", "propagation", "both"] = "both"
     propagation_bound: float | None = 3.0
     feature_projection: int | None = LITE_PROJECTION_DIM
+    tuned_backbone_blocks: int = 0
 
     @classmethod
     def lite(cls) -> ModelConfig:
@@ -121,6 +128,13 @@ class ModelConfig:
             if not 0 < projection <= LITE_FEATURE_CHANNELS or self.embedding_dim != projection:
                 raise ValueError(f"feature_projection must lie in 1..{LITE_FEATURE_CHANNELS} and equal embedding_dim, "
                                  f"got {self.feature_projection} with embedding_dim {self.embedding_dim}")
+        if self.tuned_backbone_blocks != 0:
+            if self.encoder != "lite" or self.feature_projection is None:
+                raise ValueError("tuned_backbone_blocks needs the 'lite' encoder with a feature_projection, "
+                                 f"not {self.encoder!r} with feature_projection {self.feature_projection}")
+            if not 0 < self.tuned_backbone_blocks <= LITE_BACKBONE_BLOCKS:
+                raise ValueError(f"tuned_backbone_blocks must lie in 0..{LITE_BACKBONE_BLOCKS}, "
+                                 f"got {self.tuned_backbone_blocks}")
         if self.propagation_bound is not None and not self.propagation_bound > 0:
             raise ValueError("propagation_bound must be a positive number of logits or None, "
                              f"got {self.propagation_bound}")

@@ -187,3 +187,56 @@ def test_command_lines_refuse_bad_input_with_a_message(tmp_path: Path, capsys: p
                               "--out", str(tmp_path / "run"), "--steps", "1"])
     assert train_main(args) == 2
     assert "the model has none" in capsys.readouterr().err
+
+
+def test_backbone_blocks_fine_tune_the_last_blocks_and_checkpoints_hold_only_those(tmp_path: Path) -> None:
+    """``--backbone-blocks 2`` trains blocks 14 and 15 with the projection (their batch-norm
+    statistics stay ImageNet's); a checkpoint holds those two blocks, and loading it restores the
+    rest of the backbone from the ImageNet package with the tuned blocks on top."""
+    torch.set_num_threads(1)
+    data = make_synthetic_davis(tmp_path / "davis", sequences=2, frames=5, height=64, width=64, objects=2, seed=6)
+    config = TrainConfig(stage="projection", steps=2, batch_size=2, crop=48, window=2, log_every=1, seed=0,
+                         scribble_reference_probability=1.0, backbone_blocks=2)
+    trainer = Trainer(config, data, None, tmp_path / "run", dataclasses.replace(projected(8), pretrained_backbone=True))
+    assert trainer.model.config.tuned_backbone_blocks == 2
+    imagenet = {key: value.clone() for key, value in trainer.model.state_dict().items()}
+    path = trainer.run()
+    after = trainer.model.state_dict()
+    changed = {key for key in imagenet if not torch.equal(imagenet[key], after[key])}
+    tuned = ("encoder.backbone._blocks.14.", "encoder.backbone._blocks.15.")
+    assert {"encoder.projection.weight", "encoder.backbone._blocks.14._expand_conv.weight",
+            "encoder.backbone._blocks.15._project_conv.weight", "encoder.backbone._blocks.15._bn2.weight"} <= changed
+    assert all(key.startswith(("encoder.projection", *tuned)) for key in changed), changed
+    assert not any("running_" in key for key in changed), "batch-norm statistics must stay ImageNet's"
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        stored = set(handle.keys())
+        assert handle.metadata()["backbone"] == "imagenet"
+    backbone_keys = {key for key in stored if key.startswith("encoder.backbone.")}
+    assert backbone_keys and all(key.startswith(tuned) for key in backbone_keys), sorted(backbone_keys)[:3]
+    loaded = load_checkpoint(path)
+    assert loaded.config.tuned_backbone_blocks == 2
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, after[key]), key
+
+    plain = dataclasses.replace(projected(8), pretrained_backbone=True)
+    untuned = MANet(plain)
+    untuned.load_state_dict(after)
+    save_checkpoint(untuned, tmp_path / "untuned.safetensors", include_backbone=False)
+    with safe_open(str(tmp_path / "untuned.safetensors"), framework="pt") as handle:
+        assert not any(key.startswith("encoder.backbone.") for key in handle.keys())
+
+
+def test_backbone_blocks_are_checked() -> None:
+    with pytest.raises(ValueError, match="tuned_backbone_blocks must lie in 0..16"):
+        dataclasses.replace(projected(8), tuned_backbone_blocks=17)
+    with pytest.raises(ValueError, match="needs the 'lite' encoder with a feature_projection"):
+        dataclasses.replace(FROZEN, tuned_backbone_blocks=1)
+    with pytest.raises(ValueError, match="use it with the projection stage"):
+        from manet.train.loop import build_model
+
+        build_model(TrainConfig(stage="stage1", backbone_blocks=1), projected(8), None)
+    assert ModelConfig.from_dict({k: v for k, v in projected(8).to_dict().items()
+                                  if k != "tuned_backbone_blocks"}).tuned_backbone_blocks == 0

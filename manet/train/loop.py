@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from manet.config import ModelConfig
+from manet.config import LITE_BACKBONE_BLOCKS, ModelConfig
 from manet.errors import CheckpointError
 from manet.model.checkpoint import backbone_restorable, load_checkpoint, save_checkpoint
 from manet.model.network import MANet
@@ -61,7 +61,10 @@ class TrainConfig:
     keeps the weights of every that-many-th step (``step-NNNNNN.safetensors``), to choose a
     checkpoint on a validation split afterwards. Rollout stage only: ``rollout_frames`` frames
     per clip (the interactive frame and the frames propagated after it), ``rollout_max_step``
-    the largest frame step between them.
+    the largest frame step between them. Projection stage only: ``backbone_blocks`` > 0 also
+    fine-tunes the lite backbone's last that-many blocks (their batch-norm statistics stay
+    ImageNet's) at ``backbone_lr_scale`` times the learning rate; checkpoints then hold those
+    blocks (``ModelConfig.tuned_backbone_blocks``) and the rest of the backbone stays ImageNet's.
     """
 
     stage: Stage = "stage1"
@@ -89,6 +92,8 @@ class TrainConfig:
     keep_every: int = 0
     rollout_frames: int = 6
     rollout_max_step: int = 2
+    backbone_blocks: int = 0
+    backbone_lr_scale: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,10 +118,21 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     torch.manual_seed(config.seed)
     model = load_checkpoint(init) if init is not None else MANet(model_config)
     stage1 = ("encoder.", "propagation_head.") if config.train_encoder else ("propagation_head.",)
-    trainable = {"projection": ("encoder.projection",), "stage1": stage1, "rollout": ("propagation_head.",),
-                 "stage2": ("interaction_head.",)}[config.stage]
+    stages: dict[str, tuple[str, ...]] = {"projection": ("encoder.projection",), "stage1": stage1,
+                                          "rollout": ("propagation_head.",), "stage2": ("interaction_head.",)}
+    trainable = stages[config.stage]
+    if config.backbone_blocks > 0:
+        if config.stage != "projection":
+            raise ValueError("backbone_blocks fine-tunes the lite backbone's last blocks with the projection: "
+                             f"use it with the projection stage, not {config.stage!r}")
+        tuned = max(config.backbone_blocks, model.config.tuned_backbone_blocks)
+        model.config = dataclasses.replace(model.config, tuned_backbone_blocks=tuned)
+    tuned = tuple(f"encoder.backbone._blocks.{index}." for index in
+                  range(LITE_BACKBONE_BLOCKS - config.backbone_blocks, LITE_BACKBONE_BLOCKS))
+    trainable += tuned
     for name, parameter in model.named_parameters():
-        frozen_backbone = config.freeze_backbone and name.startswith("encoder.backbone.")
+        frozen_backbone = (config.freeze_backbone and name.startswith("encoder.backbone.")
+                           and not (tuned and name.startswith(tuned)))
         parameter.requires_grad = name.startswith(trainable) and not frozen_backbone
     return model
 
@@ -124,9 +140,11 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
 def set_train_mode(model: MANet) -> None:
     """Train mode for the parts that learn; frozen parts keep their batch-norm statistics."""
     model.train()
+    backbone = getattr(model.encoder, "backbone", None)
+    pretrained = set() if backbone is None else {id(module) for module in backbone.modules()}
     for module in model.modules():
         frozen = not any(parameter.requires_grad for parameter in module.parameters())
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and frozen:
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (frozen or id(module) in pretrained):
             module.eval()
 
 
@@ -161,8 +179,12 @@ class Trainer:
         self.wrapped: nn.Module = self.step_module
         if self.world > 1:
             self.wrapped = nn.parallel.DistributedDataParallel(self.step_module)
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum,
+        head = [p for n, p in self.model.named_parameters() if p.requires_grad and ".backbone." not in n]
+        body = [p for n, p in self.model.named_parameters() if p.requires_grad and ".backbone." in n]
+        # Fine-tuned backbone blocks learn at backbone_lr_scale x the learning rate.
+        groups = [{"params": head, "scale": 1.0}]
+        groups += [{"params": body, "scale": config.backbone_lr_scale}] if body else []
+        self.optimizer = torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         crop = (config.crop, config.crop)
         if config.stage == "rollout":
@@ -254,7 +276,7 @@ class Trainer:
             if self.step >= target:
                 break
             for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate(self.step)
+                group["lr"] = self.learning_rate(self.step) * group.get("scale", 1.0)
             fraction = bootstrap_fraction(self.step, self.config.steps, 1.0, self.config.bootstrap_end)
             loss = self.wrapped(batch, fraction, rng)
             if not math.isfinite(float(loss.detach())):

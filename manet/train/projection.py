@@ -57,13 +57,18 @@ def pca_projection(model: MANet, frames: Iterable[np.ndarray], dim: int,
         raise ValueError(f"dim must lie in 1..{LITE_FEATURE_CHANNELS}, got {dim}")
     generator = torch.Generator().manual_seed(seed)
     samples = []
-    with torch.no_grad():
-        for frame in frames:
-            images = model.preprocess(torch.from_numpy(np.array(frame))[None])
-            features = encoder.frozen_features(encoder.backbone(images))
-            pixels = features[0].flatten(1).t()
-            chosen = torch.randperm(pixels.shape[0], generator=generator)[:pixels_per_frame]
-            samples.append(pixels[chosen].double())
+    training = encoder.backbone.training
+    encoder.backbone.eval()  # the features inference sees; batch statistics stay ImageNet's
+    try:
+        with torch.no_grad():
+            for frame in frames:
+                images = model.preprocess(torch.from_numpy(np.array(frame))[None])
+                features = encoder.frozen_features(encoder.backbone(images))
+                pixels = features[0].flatten(1).t()
+                chosen = torch.randperm(pixels.shape[0], generator=generator)[:pixels_per_frame]
+                samples.append(pixels[chosen].double())
+    finally:
+        encoder.backbone.train(training)
     if not samples:
         raise ValueError("no frames to compute the principal components from")
     data = torch.cat(samples)
