@@ -32,7 +32,7 @@ class ModelConfig:
     ``ModelConfig()`` is :meth:`lite`, the shipped CPU model; :meth:`paper` is the paper's network.
 
     Attributes:
-        encoder: ``lite`` (frozen EfficientNet-Lite0 features and a trained projection, the CPU default),
+        encoder: ``lite`` (EfficientNet-Lite0 features and a trained projection, the CPU default),
             ``lite-decoder`` (EfficientNet-Lite0 + DeepLabv3+-style decoder + embedding layer),
             ``paper`` (DeepLabv3+ on ResNet-101 as in the paper) or ``tiny`` (a few random
             convolutions, for tests only).
@@ -138,6 +138,11 @@ class ModelConfig:
         if self.propagation_bound is not None and not self.propagation_bound > 0:
             raise ValueError("propagation_bound must be a positive number of logits or None, "
                              f"got {self.propagation_bound}")
+
+    def architecture(self) -> ModelConfig:
+        """This config without what only the weights tell apart (which backbone blocks were
+        fine-tuned): configs with equal architectures build the same network."""
+        return dataclasses.replace(self, tuned_backbone_blocks=0)
 
     def skips(self, head: Literal["interaction", "propagation"]) -> bool:
         """Whether ``head`` has the matching skip."""

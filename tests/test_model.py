@@ -270,7 +270,8 @@ def test_propagation_correction_is_bounded() -> None:
 def test_default_config_is_the_shipped_lite_model_and_paper_is_the_papers() -> None:
     assert ModelConfig() == ModelConfig.lite()
     shipped = read_metadata(manet.DEFAULT_WEIGHTS)["config"]
-    assert shipped == ModelConfig(), "ModelConfig() builds what manet.load_model() loads"
+    assert shipped.architecture() == ModelConfig(), "ModelConfig() builds what manet.load_model() loads"
+    assert manet.load_model(config=ModelConfig()).config == shipped
     paper = ModelConfig.paper()
     assert (paper.encoder, paper.embedding_dim, paper.decoder_channels, paper.head_width, paper.head_layers,
             paper.head_kernel, paper.matching_skip) == ("paper", 100, 256, 256, 4, 7, "none")

@@ -327,3 +327,21 @@ def test_a_save_of_another_architecture_is_refused_naming_the_difference(tmp_pat
     _edit_manifest_config(tmp_path / "s", lambda config: config.update(no_such_field=1))
     with pytest.raises(manet.SessionFileError, match="cannot be read"):
         load_session(tmp_path / "s", tiny_model, two_rounds.video)
+
+
+def test_a_save_made_before_the_backbone_was_fine_tuned_is_refused_for_its_weights(tmp_path, clip) -> None:
+    """Fine-tuned backbone blocks change weights, not the architecture: a save made with the
+    ImageNet backbone is refused with the weights message (not an architecture to load with)."""
+    import dataclasses
+
+    from manet.config import ModelConfig
+    from manet.model.network import MANet
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(ModelConfig.lite(), pretrained_backbone=False)
+    session = manet.Session(MANet(config).eval(), clip)
+    session.run_round(FIRST, frame=2)
+    session.save(tmp_path / "s")
+    tuned = MANet(dataclasses.replace(config, tuned_backbone_blocks=13)).eval()
+    with pytest.raises(manet.SessionFileError, match="other model weights"):
+        load_session(tmp_path / "s", tuned, clip)

@@ -220,6 +220,11 @@ def test_backbone_blocks_fine_tune_the_last_blocks_and_checkpoints_hold_only_tho
     assert loaded.config.tuned_backbone_blocks == 2
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, after[key]), key
+    from manet.train.export import main as export
+
+    assert export(["--base", str(path), "--out", str(tmp_path / "shipped.safetensors")]) == 0
+    for key, value in load_checkpoint(tmp_path / "shipped.safetensors").state_dict().items():
+        assert torch.equal(value, after[key]), key
 
     plain = dataclasses.replace(projected(8), pretrained_backbone=True)
     untuned = MANet(plain)

@@ -192,7 +192,8 @@ def _check_model(saved: dict[str, Any], model: MANet) -> None:
     except (TypeError, ValueError) as error:
         raise SessionFileError(f"the session's model config cannot be read ({error}); the save is damaged "
                                "or from a newer version of manet") from error
-    if saved_config != model.config:
+    # Which backbone blocks were fine-tuned is a matter of weights: the digest below tells those apart.
+    if saved_config.architecture() != model.config.architecture():
         ours, theirs = model.config.to_dict(), saved_config.to_dict()
         differences = sorted(key for key in ours if ours[key] != theirs[key])
         raise SessionFileError(f"the session was saved with another model architecture (differs in "

@@ -97,7 +97,7 @@ def load_checkpoint(path: str | Path, config: ModelConfig | None = None) -> MANe
     """Build the model a checkpoint describes and load its weights, checking every key and shape."""
     metadata = read_metadata(path)
     stored: ModelConfig = metadata["config"]
-    if config is not None and config != stored:
+    if config is not None and config.architecture() != stored.architecture():
         raise CheckpointError(f"checkpoint {path} was trained with {stored}, not {config}")
     needs_backbone = metadata["backbone"] == "imagenet"
     if needs_backbone and not backbone_restorable(stored):

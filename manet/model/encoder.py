@@ -1,6 +1,7 @@
 """Pixel-embedding encoders, chosen by ``ModelConfig.encoder``:
 
-* ``lite`` (:class:`FeatureEncoder`): frozen EfficientNet-Lite0 features, the shipped CPU model;
+* ``lite`` (:class:`FeatureEncoder`): EfficientNet-Lite0 features (ImageNet's, or with the last
+  blocks fine-tuned for matching) through a trained projection, the shipped CPU model;
 * ``lite-decoder`` (:class:`LiteDecoderEncoder`): EfficientNet-Lite0 + a DeepLabv3+-style decoder
   + MA-Net's embedding layer;
 * ``paper`` (:class:`~manet.model.resnet_deeplab.PaperEncoder`): DeepLabv3+ on ResNet-101 + the
@@ -78,7 +79,9 @@ class FeatureEncoder(nn.Module):
     [0, 4 scale^2]); it starts from the features' principal components
     (:func:`manet.train.projection.pca_projection`), so the untrained projection already
     matches almost like the 360 channels, and training it through the matching maps keeps eq 1
-    in range by construction. Nothing else here trains.
+    in range by construction. Training may also fine-tune the backbone's last
+    ``config.tuned_backbone_blocks`` blocks with it (``manet train projection --backbone-blocks``);
+    at inference the whole encoder is fixed.
     """
 
     def __init__(self, config: ModelConfig) -> None:

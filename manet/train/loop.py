@@ -125,8 +125,8 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
         if config.stage != "projection":
             raise ValueError("backbone_blocks fine-tunes the lite backbone's last blocks with the projection: "
                              f"use it with the projection stage, not {config.stage!r}")
-        tuned = max(config.backbone_blocks, model.config.tuned_backbone_blocks)
-        model.config = dataclasses.replace(model.config, tuned_backbone_blocks=tuned)
+        blocks = max(config.backbone_blocks, model.config.tuned_backbone_blocks)
+        model.config = dataclasses.replace(model.config, tuned_backbone_blocks=blocks)
     tuned = tuple(f"encoder.backbone._blocks.{index}." for index in
                   range(LITE_BACKBONE_BLOCKS - config.backbone_blocks, LITE_BACKBONE_BLOCKS))
     trainable += tuned
