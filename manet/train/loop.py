@@ -137,11 +137,13 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     return model
 
 
-def set_train_mode(model: MANet) -> None:
-    """Train mode for the parts that learn; frozen parts keep their batch-norm statistics."""
+def set_train_mode(model: MANet, keep_backbone_statistics: bool = False) -> None:
+    """Train mode for the parts that learn; frozen parts keep their batch-norm statistics, and so
+    does the whole backbone with ``keep_backbone_statistics`` (fine-tuning its last blocks)."""
     model.train()
     backbone = getattr(model.encoder, "backbone", None)
-    pretrained = set() if backbone is None else {id(module) for module in backbone.modules()}
+    pretrained = set() if backbone is None or not keep_backbone_statistics else {
+        id(module) for module in backbone.modules()}
     for module in model.modules():
         frozen = not any(parameter.requires_grad for parameter in module.parameters())
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and (frozen or id(module) in pretrained):
@@ -268,7 +270,7 @@ class Trainer:
 
     def run(self, on_log: LogCallback | None = None, max_steps: int | None = None) -> Path:
         """Train until ``config.steps`` (or ``max_steps`` more steps); returns the checkpoint path."""
-        set_train_mode(self.model)
+        set_train_mode(self.model, keep_backbone_statistics=self.config.freeze_backbone)
         target = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
         started, losses = time.perf_counter(), []
         rng = np.random.default_rng((self.config.seed, self.step, self.rank))
