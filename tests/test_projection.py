@@ -187,6 +187,11 @@ def test_command_lines_refuse_bad_input_with_a_message(tmp_path: Path, capsys: p
                               "--out", str(tmp_path / "run"), "--steps", "1"])
     assert train_main(args) == 2
     assert "the model has none" in capsys.readouterr().err
+    args = parser.parse_args(["train", "projection", "--data", str(data), "--out", str(tmp_path / "run"),
+                              "--steps", "1", "--backbone-blocks", "17"])
+    assert train_main(args) == 2
+    assert "manet train: error: backbone_blocks must lie in 0..16" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_backbone_blocks_fine_tune_the_last_blocks_and_checkpoints_hold_only_those(tmp_path: Path) -> None:
@@ -240,8 +245,10 @@ def test_backbone_blocks_are_checked() -> None:
     with pytest.raises(ValueError, match="needs the 'lite' encoder with a feature_projection"):
         dataclasses.replace(FROZEN, tuned_backbone_blocks=1)
     with pytest.raises(ValueError, match="use it with the projection stage"):
-        from manet.train.loop import build_model
-
-        build_model(TrainConfig(stage="stage1", backbone_blocks=1), projected(8), None)
+        TrainConfig(stage="stage1", backbone_blocks=1)
+    with pytest.raises(ValueError, match="backbone_blocks must lie in 0..16"):
+        TrainConfig(stage="projection", backbone_blocks=-2)
+    with pytest.raises(ValueError, match="backbone_lr_scale must be a positive factor"):
+        TrainConfig(stage="projection", backbone_blocks=2, backbone_lr_scale=0.0)
     assert ModelConfig.from_dict({k: v for k, v in projected(8).to_dict().items()
                                   if k != "tuned_backbone_blocks"}).tuned_backbone_blocks == 0

@@ -107,11 +107,11 @@ def main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     fields = {field.name for field in dataclasses.fields(TrainConfig)} - {"stage"}
-    config = TrainConfig(stage=args.stage, **{name: getattr(args, name) for name in fields})
     try:
+        config = TrainConfig(stage=args.stage, **{name: getattr(args, name) for name in fields})
         trainer = Trainer(config, args.data, args.split, args.out, PRESETS[args.preset](),
                           prepare_init(args.init, args.preset, args.out))
-    except ManetError as error:
+    except (ManetError, ValueError) as error:
         print(f"manet train: error: {error}", file=sys.stderr)
         return 2
     target = config.steps if args.max_steps is None else min(config.steps, trainer.step + args.max_steps)

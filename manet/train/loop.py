@@ -95,6 +95,16 @@ class TrainConfig:
     backbone_blocks: int = 0
     backbone_lr_scale: float = 0.1
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.backbone_blocks <= LITE_BACKBONE_BLOCKS:
+            raise ValueError(f"backbone_blocks must lie in 0..{LITE_BACKBONE_BLOCKS} (EfficientNet-Lite0's blocks), "
+                             f"got {self.backbone_blocks}")
+        if self.backbone_blocks and self.stage != "projection":
+            raise ValueError("backbone_blocks fine-tunes the lite backbone's last blocks with the projection: "
+                             f"use it with the projection stage, not {self.stage!r}")
+        if not self.backbone_lr_scale > 0:
+            raise ValueError(f"backbone_lr_scale must be a positive factor, got {self.backbone_lr_scale}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -122,9 +132,6 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
                                           "rollout": ("propagation_head.",), "stage2": ("interaction_head.",)}
     trainable = stages[config.stage]
     if config.backbone_blocks > 0:
-        if config.stage != "projection":
-            raise ValueError("backbone_blocks fine-tunes the lite backbone's last blocks with the projection: "
-                             f"use it with the projection stage, not {config.stage!r}")
         blocks = max(config.backbone_blocks, model.config.tuned_backbone_blocks)
         model.config = dataclasses.replace(model.config, tuned_backbone_blocks=blocks)
     tuned = tuple(f"encoder.backbone._blocks.{index}." for index in
