@@ -36,12 +36,17 @@ def backbone_restorable(config: ModelConfig) -> bool:
     return config.encoder in RESTORABLE_BACKBONES
 
 
+def last_block_prefixes(count: int) -> tuple[str, ...]:
+    """State-dict prefixes of the lite backbone's last ``count`` blocks."""
+    return tuple(f"{BACKBONE_PREFIX}_blocks.{index}." for index in
+                 range(LITE_BACKBONE_BLOCKS - count, LITE_BACKBONE_BLOCKS))
+
+
 def tuned_backbone_keys(config: ModelConfig, keys: Iterable[str]) -> set[str]:
     """The backbone keys a checkpoint holds even when it leaves the ImageNet backbone out: those
     of the last ``config.tuned_backbone_blocks`` blocks, which training changed."""
-    first = LITE_BACKBONE_BLOCKS - config.tuned_backbone_blocks
-    prefixes = tuple(f"{BACKBONE_PREFIX}_blocks.{index}." for index in range(first, LITE_BACKBONE_BLOCKS))
-    return {key for key in keys if config.tuned_backbone_blocks > 0 and key.startswith(prefixes)}
+    prefixes = last_block_prefixes(config.tuned_backbone_blocks)
+    return {key for key in keys if key.startswith(prefixes)}
 
 
 def save_checkpoint(model: MANet, path: str | Path, extra: Mapping[str, Any] | None = None,

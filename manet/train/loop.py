@@ -30,7 +30,7 @@ from torch import nn
 
 from manet.config import LITE_BACKBONE_BLOCKS, ModelConfig
 from manet.errors import CheckpointError
-from manet.model.checkpoint import backbone_restorable, load_checkpoint, save_checkpoint
+from manet.model.checkpoint import backbone_restorable, last_block_prefixes, load_checkpoint, save_checkpoint
 from manet.model.network import MANet
 from manet.provenance import efficientnet_weights, file_record, provenance
 from manet.simulate.robot import require_drawing, robot_scribbles
@@ -134,12 +134,11 @@ def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path
     if config.backbone_blocks > 0:
         blocks = max(config.backbone_blocks, model.config.tuned_backbone_blocks)
         model.config = dataclasses.replace(model.config, tuned_backbone_blocks=blocks)
-    tuned = tuple(f"encoder.backbone._blocks.{index}." for index in
-                  range(LITE_BACKBONE_BLOCKS - config.backbone_blocks, LITE_BACKBONE_BLOCKS))
+    tuned = last_block_prefixes(config.backbone_blocks)
     trainable += tuned
     for name, parameter in model.named_parameters():
         frozen_backbone = (config.freeze_backbone and name.startswith("encoder.backbone.")
-                           and not (tuned and name.startswith(tuned)))
+                           and not name.startswith(tuned))
         parameter.requires_grad = name.startswith(trainable) and not frozen_backbone
     return model
 

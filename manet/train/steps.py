@@ -73,36 +73,28 @@ def grid_local_maps(current: torch.Tensor, previous: torch.Tensor, previous_ids:
 def embed_for_training(model: MANet, images: torch.Tensor) -> torch.Tensor:
     """Embeddings with autograd only where parameters train.
 
-    A frozen lite backbone (no parameter requiring grad) runs without autograd under bfloat16
-    autocast, about twice as fast on CPUs with native bf16; the decoder runs in float32. When
-    only the backbone's last blocks train, the blocks before them run that way and the rest in
-    float32 with autograd.
+    The lite backbone's frozen blocks (all of them, or those before the fine-tuned last ones)
+    run without autograd under bfloat16 autocast, about twice as fast on CPUs with native bf16;
+    the blocks that train and the decoder run in float32.
     """
     encoder = model.encoder
     backbone = getattr(encoder, "backbone", None)
     normalised = model.preprocess(images)
-    if backbone is None or not hasattr(encoder, "decode"):
+    if not isinstance(backbone, EfficientNetLite0) or not hasattr(encoder, "decode"):
         return encoder(normalised)
-    decode: Callable[[tuple[torch.Tensor, ...]], torch.Tensor] = encoder.decode  # type: ignore[assignment]
-    if any(p.requires_grad for p in backbone.parameters()):
-        stem = [*backbone._conv_stem.parameters(), *backbone._bn0.parameters()] if isinstance(
-            backbone, EfficientNetLite0) else []
-        if not stem or any(p.requires_grad for p in stem):
-            return encoder(normalised)
-        # Only the last blocks train (``--backbone-blocks``): the frozen ones run without autograd.
-        blocks = len(backbone._blocks)
-        first = next(index for index in range(blocks)
-                     if any(p.requires_grad for p in backbone._blocks[index].parameters()))
-        taps: dict[int, torch.Tensor] = {}
-        with torch.no_grad(), autocast_context(normalised.device, "auto"):
-            features = backbone.run_blocks(backbone.stem(normalised.contiguous(memory_format=torch.channels_last)),
-                                           0, first, taps)
-        taps = {index: tap.float().contiguous() for index, tap in taps.items()}
-        features = backbone.run_blocks(features.float().contiguous(), first, blocks, taps)
-        return decode((taps[LOW_LEVEL_BLOCK], taps[MID_LEVEL_BLOCK], features))
+    if any(p.requires_grad for p in [*backbone._conv_stem.parameters(), *backbone._bn0.parameters()]):
+        return encoder(normalised)
+    blocks = len(backbone._blocks)
+    first = next((index for index in range(blocks)
+                  if any(p.requires_grad for p in backbone._blocks[index].parameters())), blocks)
+    taps: dict[int, torch.Tensor] = {}
     with torch.no_grad(), autocast_context(normalised.device, "auto"):
-        features = backbone(normalised.contiguous(memory_format=torch.channels_last))
-    return decode(tuple(feature.float().contiguous() for feature in features))
+        features = backbone.run_blocks(backbone.stem(normalised.contiguous(memory_format=torch.channels_last)),
+                                       0, first, taps)
+    taps = {index: tap.float().contiguous() for index, tap in taps.items()}
+    features = backbone.run_blocks(features.float().contiguous(), first, blocks, taps)
+    decode: Callable[[tuple[torch.Tensor, ...]], torch.Tensor] = encoder.decode  # type: ignore[assignment]
+    return decode((taps[LOW_LEVEL_BLOCK], taps[MID_LEVEL_BLOCK], features))
 
 
 class PropagationStep(nn.Module):
