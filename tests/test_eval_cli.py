@@ -17,6 +17,9 @@ from manet.cli import main as manet_main
 from manet.eval.cli import add_parser, main, parse_value, split_overrides
 from manet.eval.dataset import find_sequences, load_sequence, read_sequence_names
 from manet.eval.evaluate import EvalSettings, ModelSpec, evaluate, run_rounds
+from manet.eval.metrics import interactive_summary
+from manet.eval.report import below_best_line, summary_table
+from manet.eval.rounds import EvaluationResult, RoundResult, SequenceResult, rounds_below_best
 from manet.inference.scribbles import Annotation
 
 
@@ -37,7 +40,8 @@ def test_manet_eval_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.Cap
     code = manet_main(["eval", str(dataset), "--tiny-random", "--rounds", "3", "--no-progress",
                        "--report", str(report), "--plot", str(plot)])
     assert code == 0
-    assert "AUC" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "AUC" in printed
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(report.read_text())
     assert [s["name"] for s in data["sequences"]] == ["synth-00", "synth-01"]
@@ -59,6 +63,13 @@ def test_manet_eval_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.Cap
     assert [p["jaccard"] for p in summary["per_round"]] == pytest.approx(expected)
     assert summary["end_seconds"] == pytest.approx(480.0)  # 240 s x 2 objects
     assert 0 <= summary["auc"] <= 1 and summary["curve"]["seconds"][0] == 0.0
+    # The rounds target: the report lists exactly the sequences whose last round ends > 0.01 below their best.
+    below = summary["below_best_round"]
+    assert below["tolerance"] == 0.01
+    expected_below = [s["name"] for s in data["sequences"]
+                      if max(r["jaccard"] for r in s["rounds"][:-1]) - s["rounds"][-1]["jaccard"] > 0.01]
+    assert [found["name"] for found in below["sequences"]] == expected_below
+    assert ("no sequence ends more than 0.01 below" in printed) == (not expected_below)
 
 
 def test_ablation_overrides_reach_the_session_config(dataset: Path, tmp_path: Path) -> None:
@@ -199,3 +210,31 @@ def test_report_names_the_checkout_the_run_started_from(dataset: Path, tmp_path:
     assert main(args) == 0
     assert current["state"]["commit"] == "b" * 40, "the run did not change the checkout"
     assert json.loads(report.read_text())["provenance"]["git"] == {"commit": "a" * 40, "dirty": False}
+
+
+def _sequence(name: str, jaccards: list[float]) -> SequenceResult:
+    rounds = tuple(RoundResult(index + 1, index, "robot", 1.0, (j,), (j,)) for index, j in enumerate(jaccards))
+    return SequenceResult(name, 10, 8, 8, (1,), rounds)
+
+
+def test_sequences_ending_below_their_best_round_are_named() -> None:
+    sequences = [
+        _sequence("climbs", [0.5, 0.6, 0.7]),
+        _sequence("dips-within", [0.5, 0.80, 0.795]),      # 0.005 below its best: within the tolerance
+        _sequence("falls", [0.6, 0.9, 0.85, 0.88]),        # 0.02 below round 2
+        _sequence("one-round", [0.4]),
+    ]
+    found = rounds_below_best(sequences)
+    assert [(f.name, f.best_round, f.last_round) for f in found] == [("falls", 2, 4)]
+    assert found[0].best_jaccard == pytest.approx(0.9) and found[0].last_jaccard == pytest.approx(0.88)
+    assert [f.name for f in rounds_below_best(sequences, tolerance=0.001)] == ["dips-within", "falls"]
+    assert rounds_below_best(sequences, tolerance=0.05) == []
+    with pytest.raises(ValueError, match="tolerance"):
+        rounds_below_best(sequences, tolerance=-0.1)
+    summary = interactive_summary([np.array([[j] for j in (0.6, 0.9, 0.85, 0.88)])], [[1.0] * 4])
+    result = EvaluationResult((sequences[2],), summary, (0.6, 0.9, 0.85, 0.88))
+    assert below_best_line(result) == ("1 of 1 end more than 0.01 below their best earlier round: "
+                                       "falls (r2 0.900 -> r4 0.880)")
+    assert summary_table(result).splitlines()[-1] == below_best_line(result)
+    calm = EvaluationResult((sequences[0],), summary, (0.5, 0.6, 0.7))
+    assert below_best_line(calm) == "no sequence ends more than 0.01 below its best earlier round"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from manet.eval.rounds import EvalSettings, EvaluationResult, SequenceResult
+from manet.eval.rounds import BELOW_BEST_TOLERANCE, EvalSettings, EvaluationResult, SequenceResult, rounds_below_best
 from manet.optional import require
 from manet.provenance import model_spec_weights, provenance
 
@@ -55,7 +55,9 @@ def report_dict(result: EvaluationResult, settings: EvalSettings,
     git commit, package versions; ``run_provenance`` when given, else made from ``context["model"]``,
     the run's :class:`~manet.eval.rounds.ModelSpec` fields); ``summary`` (``auc``, ``jaccard_at_threshold``,
     ``threshold_seconds``, ``end_seconds``, ``curve`` {seconds, jaccard}, ``per_round``
-    [{round, jaccard, boundary, seconds}]); ``sequences`` (per sequence and round: frame,
+    [{round, jaccard, boundary, seconds}], ``below_best_round`` {tolerance, sequences: [{name,
+    best_round, best_jaccard, last_round, last_jaccard}]}: the sequences whose last round ends more
+    than the tolerance below their best earlier round); ``sequences`` (per sequence and round: frame,
     source, seconds, J and F means and per object).
     """
     summary = result.summary
@@ -79,6 +81,10 @@ def report_dict(result: EvaluationResult, settings: EvalSettings,
             "end_seconds": summary.end_seconds,
             "curve": {"seconds": list(summary.curve_seconds), "jaccard": list(summary.curve_jaccard)},
             "per_round": per_round,
+            "below_best_round": {
+                "tolerance": BELOW_BEST_TOLERANCE,
+                "sequences": [dataclasses.asdict(found) for found in rounds_below_best(result.sequences)],
+            },
         },
         "sequences": [_sequence_dict(sequence) for sequence in result.sequences],
     }
@@ -136,4 +142,18 @@ def summary_table(result: EvaluationResult) -> str:
     summary = result.summary
     lines.append(f"AUC {summary.auc:.3f}   J@{summary.threshold_seconds:g}s {summary.jaccard_at_threshold:.3f}"
                  f"   (curve ends at {summary.end_seconds:g} s)")
+    if rounds > 1:
+        lines.append(below_best_line(result))
     return "\n".join(lines)
+
+
+def below_best_line(result: EvaluationResult) -> str:
+    """One line naming the sequences whose last round ends more than
+    :data:`~manet.eval.rounds.BELOW_BEST_TOLERANCE` below their best earlier round."""
+    found = rounds_below_best(result.sequences)
+    if not found:
+        return f"no sequence ends more than {BELOW_BEST_TOLERANCE:g} below its best earlier round"
+    listed = ", ".join(f"{f.name} (r{f.best_round} {f.best_jaccard:.3f} -> r{f.last_round} {f.last_jaccard:.3f})"
+                       for f in found)
+    return (f"{len(found)} of {len(result.sequences)} end more than {BELOW_BEST_TOLERANCE:g} below their best "
+            f"earlier round: {listed}")

@@ -153,6 +153,39 @@ class SequenceResult:
     rounds: tuple[RoundResult, ...]
 
 
+BELOW_BEST_TOLERANCE = 0.01
+"""How far (in J) a sequence's last round may end below its best earlier round before
+:func:`rounds_below_best` lists it: the rounds target "corrections never make things worse"."""
+
+
+@dataclass(frozen=True)
+class BelowBest:
+    """A sequence whose last round ended more than the tolerance below its best earlier round."""
+
+    name: str
+    best_round: int
+    best_jaccard: float
+    last_round: int
+    last_jaccard: float
+
+
+def rounds_below_best(sequences: Sequence[SequenceResult],
+                      tolerance: float = BELOW_BEST_TOLERANCE) -> list[BelowBest]:
+    """The sequences (in order) whose last round's mean J is more than ``tolerance`` below the
+    best mean J of an earlier round; a sequence of one round has no earlier round."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    found = []
+    for sequence in sequences:
+        if len(sequence.rounds) < 2:
+            continue
+        *earlier, last = sequence.rounds
+        best = max(earlier, key=lambda r: r.mean_jaccard)  # the first of equal bests
+        if best.mean_jaccard - last.mean_jaccard > tolerance:
+            found.append(BelowBest(sequence.name, best.index, best.mean_jaccard, last.index, last.mean_jaccard))
+    return found
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """All finished sequences of a run and their DAVIS summary; ``round_boundary`` is the mean F
