@@ -252,3 +252,38 @@ def test_backbone_blocks_are_checked() -> None:
         TrainConfig(stage="projection", backbone_blocks=2, backbone_lr_scale=0.0)
     assert ModelConfig.from_dict({k: v for k, v in projected(8).to_dict().items()
                                   if k != "tuned_backbone_blocks"}).tuned_backbone_blocks == 0
+
+
+def test_mirror_embedding_trains_on_the_embedding_sessions_use(tmp_path: Path) -> None:
+    """``TrainConfig(mirror_embedding=True)`` embeds each frame as a session does by default (the
+    frame's and its mirror image's embeddings averaged): the result is exactly mirror-symmetric,
+    which one pass is not (TensorFlow padding is asymmetric), and it trains the projection."""
+    torch.set_num_threads(1)
+    from manet.inference.embeddings import mirror_average
+    from manet.train.steps import embed_for_training
+
+    model = MANet(projected(8)).eval()
+    images = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        plain = embed_for_training(model, images)
+        plain_flipped = embed_for_training(model, images.flip(-1)).flip(-1)
+        both = embed_for_training(model, images, mirror=True)
+        both_flipped = embed_for_training(model, images.flip(-1), mirror=True).flip(-1)
+        session = mirror_average(model.encoder(model.preprocess(images)),
+                                 model.encoder(model.preprocess(images).flip(-1)).flip(-1))
+    assert (plain - plain_flipped).abs().max() > 1e-2, "one pass should not be mirror-symmetric"
+    assert torch.allclose(both, both_flipped, atol=1e-5)
+    assert torch.allclose(both, session, atol=2e-2), "training and sessions should embed alike"
+
+    data = make_synthetic_davis(tmp_path / "davis", sequences=2, frames=5, height=64, width=64, objects=1, seed=8)
+    config = TrainConfig(stage="projection", steps=2, batch_size=1, crop=48, window=2, log_every=1, seed=0,
+                         scribble_reference_probability=1.0, mirror_embedding=True)
+    trainer = Trainer(config, data, None, tmp_path / "run", projected(8))
+    before = trainer.model.state_dict()["encoder.projection.weight"].clone()
+    trainer.run()
+    assert not torch.equal(before, trainer.model.state_dict()["encoder.projection.weight"])
+    import json
+
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["train_config"]["mirror_embedding"] is True
+    with pytest.raises(ValueError, match="mirror_embedding trains the projection"):
+        TrainConfig(stage="stage1", mirror_embedding=True)

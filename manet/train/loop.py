@@ -65,6 +65,9 @@ class TrainConfig:
     fine-tunes the lite backbone's last that-many blocks (their batch-norm statistics stay
     ImageNet's) at ``backbone_lr_scale`` times the learning rate; checkpoints then hold those
     blocks (``ModelConfig.tuned_backbone_blocks``) and the rest of the backbone stays ImageNet's.
+    Projection stage only: ``mirror_embedding`` trains on the embedding a session uses with
+    ``SessionConfig(mirror_embedding=True)`` (the default): each frame's embedding averaged with
+    its mirror image's, flipped back (two encoder passes a frame, about twice the step's time).
     """
 
     stage: Stage = "stage1"
@@ -94,6 +97,7 @@ class TrainConfig:
     rollout_max_step: int = 2
     backbone_blocks: int = 0
     backbone_lr_scale: float = 0.1
+    mirror_embedding: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.backbone_blocks <= LITE_BACKBONE_BLOCKS:
@@ -101,6 +105,9 @@ class TrainConfig:
                              f"got {self.backbone_blocks}")
         if self.backbone_blocks and self.stage != "projection":
             raise ValueError("backbone_blocks fine-tunes the lite backbone's last blocks with the projection: "
+                             f"use it with the projection stage, not {self.stage!r}")
+        if self.mirror_embedding and self.stage != "projection":
+            raise ValueError("mirror_embedding trains the projection on mirror-averaged embeddings: "
                              f"use it with the projection stage, not {self.stage!r}")
         if not self.backbone_lr_scale > 0:
             raise ValueError(f"backbone_lr_scale must be a positive factor, got {self.backbone_lr_scale}")
@@ -220,7 +227,8 @@ class Trainer:
             if self.model.config.feature_projection is None:
                 raise CheckpointError("the projection stage trains ModelConfig.feature_projection: the model has none; "
                                       "start from the lite preset or from `python -m manet.train.projection`'s output")
-            return MatchingStep(self.model, robot_scribbles, self.config.scribble_reference_probability)
+            return MatchingStep(self.model, robot_scribbles, self.config.scribble_reference_probability,
+                                mirror=self.config.mirror_embedding)
         if self.config.stage == "rollout":
             return RolloutStep(self.model, robot_scribbles, self.config.window,
                                self.config.scribble_reference_probability)

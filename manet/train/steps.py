@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from manet.inference.embeddings import autocast_context
+from manet.inference.embeddings import autocast_context, mirror_average
 from manet.inference.interaction import head_scribble_maps, stroke_labels
 from manet.inference.scribbles import Annotation, Scribble
 from manet.inference.state import Channels
@@ -70,13 +70,21 @@ def grid_local_maps(current: torch.Tensor, previous: torch.Tensor, previous_ids:
     return F.interpolate(maps[None], size=current.shape[-2:], mode="bilinear", align_corners=False)[0].clamp(0, 1)
 
 
-def embed_for_training(model: MANet, images: torch.Tensor) -> torch.Tensor:
+def embed_for_training(model: MANet, images: torch.Tensor, mirror: bool = False) -> torch.Tensor:
     """Embeddings with autograd only where parameters train.
 
     The lite backbone's frozen blocks (all of them, or those before the fine-tuned last ones)
     run without autograd under bfloat16 autocast, about twice as fast on CPUs with native bf16;
-    the blocks that train and the decoder run in float32.
+    the blocks that train and the decoder run in float32. ``mirror``: the embedding a session
+    computes with ``SessionConfig.mirror_embedding``, the average of the frames' and their
+    mirror images' (flipped back), both passes differentiable.
     """
+    if mirror:
+        return mirror_average(_embed_once(model, images), _embed_once(model, images.flip(-1)).flip(-1))
+    return _embed_once(model, images)
+
+
+def _embed_once(model: MANet, images: torch.Tensor) -> torch.Tensor:
     encoder = model.encoder
     backbone = getattr(encoder, "backbone", None)
     normalised = model.preprocess(images)
@@ -181,17 +189,20 @@ class MatchingStep(nn.Module):
     ``-SKIP_SCALE x`` the maps, so the learned projection scale sets their contrast.
     """
 
-    def __init__(self, model: MANet, robot: Robot, scribble_probability: float = 1.0, roi_margin: int = 10) -> None:
+    def __init__(self, model: MANet, robot: Robot, scribble_probability: float = 1.0, roi_margin: int = 10,
+                 mirror: bool = False) -> None:
         super().__init__()
         self.model = model
         self.robot = robot
         self.scribble_probability = scribble_probability
         self.roi_margin = roi_margin
+        self.mirror = mirror
 
     def forward(self, batch: dict[str, Any], top_fraction: float, rng: np.random.Generator) -> torch.Tensor:
         images = batch["images"]  # (B, 3, 3, H, W): reference, previous, current
         size = images.shape[0]
-        embeddings = embed_for_training(self.model, images[:, [0, 2]].flatten(0, 1)).unflatten(0, (size, 2))
+        embeddings = embed_for_training(self.model, images[:, [0, 2]].flatten(0, 1),
+                                        mirror=self.mirror).unflatten(0, (size, 2))
         grid = (int(embeddings.shape[-2]), int(embeddings.shape[-1]))
         losses = []
         for index in range(size):
