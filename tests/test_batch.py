@@ -90,6 +90,8 @@ def test_eval_reports_a_failed_sequence_and_resumes(dataset: Path, tmp_path: Pat
     assert manet_main(argv) == 0
     written = json.loads(report.read_text())
     assert [entry["name"] for entry in written["sequences"]] == names
+    for entry in written["sequences"]:  # kept results (read back from the store) hold every frame's J too
+        assert all(len(r["jaccard_per_frame"]) == entry["num_frames"] for r in entry["rounds"])
     assert {name: stamp for name, stamp in _mtimes(results).items() if name in kept} == kept  # not rerun
 
 

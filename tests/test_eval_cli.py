@@ -56,6 +56,12 @@ def test_manet_eval_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.Cap
         for r in rounds:
             assert 0 <= r["jaccard"] <= 1 and 0 <= r["boundary"] <= 1
             assert r["jaccard"] == pytest.approx(np.mean(list(r["jaccard_per_object"].values())))
+            # J per frame (mean over the objects): its mean over the frames is the round's J
+            assert len(r["jaccard_per_frame"]) == 6 and all(0 <= j <= 1 for j in r["jaccard_per_frame"])
+            assert np.mean(r["jaccard_per_frame"]) == pytest.approx(r["jaccard"], abs=1e-4)
+        skipped = [i for i, r in enumerate(rounds) if r["source"] == "skipped"]
+        for i in skipped:  # a skipped round keeps the masks, so every frame's J too
+            assert rounds[i]["jaccard_per_frame"] == rounds[i - 1]["jaccard_per_frame"]
     summary = data["summary"]
     # Round J of the summary: every (sequence, object) pair weighs the same.
     expected = [np.mean([s["rounds"][i]["jaccard_per_object"][k] for s in data["sequences"] for k in ("1", "2")])
@@ -152,6 +158,7 @@ def test_protocol_skips_rounds_once_nothing_is_left_to_correct(dataset: Path) ->
     assert [r.source for r in rounds] == ["robot", "skipped", "skipped"]
     assert rounds[0].jaccard == (1.0, 1.0) and rounds[0].seconds > 0
     assert rounds[1].jaccard == rounds[0].jaccard and rounds[1].seconds == 0.0 and rounds[1].frame is None
+    assert rounds[0].frame_jaccard == (1.0,) * loaded.gt.shape[0] and rounds[1].frame_jaccard == rounds[0].frame_jaccard
 
 
 def test_protocol_annotates_new_frames_each_round(dataset: Path) -> None:

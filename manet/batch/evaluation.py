@@ -78,7 +78,8 @@ class SequenceStore:
 
 def sequence_from_dict(data: dict[str, Any]) -> SequenceResult:
     """Inverse of ``dataclasses.asdict`` for :class:`SequenceResult`."""
-    rounds = tuple(RoundResult(**{**entry, "jaccard": tuple(entry["jaccard"]), "boundary": tuple(entry["boundary"])})
+    rounds = tuple(RoundResult(**{**entry, "jaccard": tuple(entry["jaccard"]), "boundary": tuple(entry["boundary"]),
+                                  "frame_jaccard": tuple(entry.get("frame_jaccard", ()))})
                    for entry in data["rounds"])
     return SequenceResult(data["name"], data["num_frames"], data["height"], data["width"],
                           tuple(data["object_ids"]), rounds)

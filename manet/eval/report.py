@@ -39,6 +39,7 @@ def _sequence_dict(sequence: SequenceResult) -> dict[str, Any]:
                 "boundary": r.mean_boundary,
                 "jaccard_per_object": {str(k): v for k, v in zip(sequence.object_ids, r.jaccard)},
                 "boundary_per_object": {str(k): v for k, v in zip(sequence.object_ids, r.boundary)},
+                "jaccard_per_frame": [round(value, 5) for value in r.frame_jaccard],
             }
             for r in sequence.rounds
         ],

@@ -125,6 +125,8 @@ class RoundResult:
         source: ``file`` (human scribble), ``robot`` or ``skipped``.
         seconds: model wall clock of the round (0 when skipped).
         jaccard, boundary: per object (in ``SequenceResult.object_ids`` order), mean over frames.
+        frame_jaccard: per frame, J averaged over the objects (empty in results stored before it
+            was recorded): where a round helped and where it hurt.
     """
 
     index: int
@@ -133,6 +135,7 @@ class RoundResult:
     seconds: float
     jaccard: tuple[float, ...]
     boundary: tuple[float, ...]
+    frame_jaccard: tuple[float, ...] = ()
 
     @property
     def mean_jaccard(self) -> float:
@@ -229,14 +232,16 @@ def run_rounds(session: Session, gt: np.ndarray, object_ids: Sequence[int], firs
         annotation, source = _next_annotation(index, masks, gt, object_ids, first, annotated, settings, rng)
         if annotation is None:
             last = results[-1]
-            result = RoundResult(index, None, "skipped", 0.0, last.jaccard, last.boundary)
+            result = RoundResult(index, None, "skipped", 0.0, last.jaccard, last.boundary, last.frame_jaccard)
         else:
             seconds = _timed_round(session, annotation)
             annotated.append(annotation.frame)
             masks = session.masks
+            per_frame = jaccard(gt, masks, object_ids)  # (T, K)
             result = RoundResult(index, annotation.frame, source, seconds,
-                                 tuple(jaccard(gt, masks, object_ids).mean(axis=0).tolist()),
-                                 tuple(boundary_f(gt, masks, object_ids).mean(axis=0).tolist()))
+                                 tuple(per_frame.mean(axis=0).tolist()),
+                                 tuple(boundary_f(gt, masks, object_ids).mean(axis=0).tolist()),
+                                 tuple(per_frame.mean(axis=1).tolist()))
         results.append(result)
         if on_round is not None:
             on_round(result)
