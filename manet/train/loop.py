@@ -67,7 +67,7 @@ class TrainConfig:
     blocks (``ModelConfig.tuned_backbone_blocks``) and the rest of the backbone stays ImageNet's.
     Projection stage only: ``mirror_embedding`` trains on the embedding a session uses with
     ``SessionConfig(mirror_embedding=True)`` (the default): each frame's embedding averaged with
-    its mirror image's, flipped back (two encoder passes a frame, about twice the step's time).
+    its mirror image's, flipped back (two encoder passes a frame; a step takes about 1.5x as long).
     """
 
     stage: Stage = "stage1"
