@@ -59,7 +59,8 @@ def report_dict(result: EvaluationResult, settings: EvalSettings,
     [{round, jaccard, boundary, seconds}], ``below_best_round`` {tolerance, sequences: [{name,
     best_round, best_jaccard, last_round, last_jaccard}]}: the sequences whose last round ends more
     than the tolerance below their best earlier round); ``sequences`` (per sequence and round: frame,
-    source, seconds, J and F means and per object).
+    source, seconds, J and F means and per object, and ``jaccard_per_frame``: J of every frame,
+    averaged over the objects).
     """
     summary = result.summary
     per_round = [
