@@ -172,6 +172,65 @@ def test_protocol_annotates_new_frames_each_round(dataset: Path) -> None:
     assert session.frames == [2, rounds[1].frame]
 
 
+class SuggestingSession(ScriptedSession):
+    """A ScriptedSession that suggests a fixed frame; ``perfect`` makes that frame right first."""
+
+    def __init__(self, gt: np.ndarray, suggestion: int, perfect: bool = False) -> None:
+        super().__init__(gt)
+        self.suggestion, self.perfect, self.asked = suggestion, perfect, 0
+
+    def suggest_frame(self) -> int:
+        self.asked += 1
+        if self.perfect:
+            self.masks[self.suggestion] = self.gt[self.suggestion]
+        return self.suggestion
+
+
+def test_the_simulated_user_can_follow_the_sessions_suggestion(dataset: Path) -> None:
+    loaded = load_sequence(find_sequences(dataset, ["synth-01"])[0])
+    first = Annotation(2, tuple(s for s in loaded.first_annotation.scribbles if s.object_id == 1))  # type: ignore[union-attr]
+    settings = EvalSettings(rounds=2, next_frame="suggested")
+    followed = SuggestingSession(loaded.gt, suggestion=4)
+    rounds = run_rounds(followed, loaded.gt, [1, 2], first, settings, np.random.default_rng(0))  # type: ignore[arg-type]
+    assert [(r.source, r.frame) for r in rounds] == [("file", 2), ("suggested", 4)] and followed.asked == 1
+    # Nothing to correct on the suggested frame: the robot takes the worst frame instead.
+    fallback = SuggestingSession(loaded.gt, suggestion=4, perfect=True)
+    rounds = run_rounds(fallback, loaded.gt, [1, 2], first, settings, np.random.default_rng(0))  # type: ignore[arg-type]
+    assert rounds[1].source == "robot" and rounds[1].frame not in (2, 4)
+    # The benchmark's rule never asks the session.
+    worst = SuggestingSession(loaded.gt, suggestion=4)
+    rounds = run_rounds(worst, loaded.gt, [1, 2], first, EvalSettings(rounds=2), np.random.default_rng(0))  # type: ignore[arg-type]
+    assert rounds[1].source == "robot" and worst.asked == 0
+    with pytest.raises(ValueError, match="next_frame must be one of worst, suggested"):
+        EvalSettings(next_frame="random")
+
+
+def test_next_frame_reaches_the_report_and_keeps_earlier_stores_valid(dataset: Path, tmp_path: Path) -> None:
+    from manet.batch.evaluation import run_fingerprint
+    from manet.config import SessionConfig
+    from manet.provenance import model_spec_weights
+
+    report = tmp_path / "suggested.json"
+    args = _parse([str(dataset), "--tiny-random", "--rounds", "2", "--sequences", "synth-00", "--no-progress",
+                   "--next-frame", "suggested", "--report", str(report)])
+    assert main(args) == 0
+    data = json.loads(report.read_text())
+    assert data["settings"]["next_frame"] == "suggested"
+    assert data["sequences"][0]["rounds"][1]["source"] in ("suggested", "robot", "skipped")
+    spec, config = ModelSpec(tiny_random=True), SessionConfig()
+    worst = run_fingerprint(spec, config, EvalSettings())
+    assert worst != run_fingerprint(spec, config, EvalSettings(next_frame="suggested"))
+    # Stores written before the setting existed hold the fingerprint of the settings without it.
+    import dataclasses as dc
+    import hashlib
+
+    weights = model_spec_weights(dc.asdict(spec))
+    digests = [weights.get("sha256"), (weights.get("backbone") or {}).get("sha256")]
+    before = {k: v for k, v in dc.asdict(EvalSettings()).items() if k != "next_frame"}
+    text = json.dumps([dc.asdict(spec), config.to_dict(), before, digests], sort_keys=True, default=str)
+    assert worst == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def test_worker_processes_match_a_single_process(dataset: Path) -> None:
     spec = ModelSpec(tiny_random=True, seed=1)
     settings = EvalSettings(rounds=1, max_frames=3)

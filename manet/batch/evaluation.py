@@ -43,7 +43,10 @@ def run_fingerprint(spec: ModelSpec, session_config: SessionConfig, settings: Ev
     """
     weights = model_spec_weights(dataclasses.asdict(spec))
     digests = [weights.get("sha256"), (weights.get("backbone") or {}).get("sha256")]
-    text = json.dumps([dataclasses.asdict(spec), session_config.to_dict(), dataclasses.asdict(settings), digests],
+    run = dataclasses.asdict(settings)
+    if run["next_frame"] == "worst":  # the rule before the setting existed: earlier stores stay valid
+        del run["next_frame"]
+    text = json.dumps([dataclasses.asdict(spec), session_config.to_dict(), run, digests],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -112,6 +112,9 @@ def add_parser(subparsers: Any) -> None:
                         help="how the simulated user annotates: strokes, or clicks at the strokes' middles")
     parser.add_argument("--click-radius", type=float, default=None, metavar="FRACTION",
                         help="click radius as a fraction of the frame's short side (default 0.04)")
+    parser.add_argument("--next-frame", choices=["worst", "suggested"], default="worst",
+                        help="frame a later round corrects: the worst by ground truth (the benchmark), or the "
+                             "one the session suggests, as the annotator shows a user (default: worst)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=main)
 
@@ -172,7 +175,8 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
                      matching_baseline=args.matching_baseline,
                      model_overrides=model_changes, seed=args.seed)
     settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
-                            seconds_per_object=args.seconds_per_object, prompt=args.prompt)
+                            seconds_per_object=args.seconds_per_object, prompt=args.prompt,
+                            next_frame=args.next_frame)
     if args.click_radius is not None:
         settings = dataclasses.replace(settings, click_radius_fraction=args.click_radius)
     root = _resolve_dataset(args)  # may set the split file: before _sequence_names

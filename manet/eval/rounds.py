@@ -2,10 +2,13 @@
 
 Per sequence: round 1 uses ``Scribbles/<seq>/001.json`` when present, else the robot's
 first-round scribble; every later round the robot draws on the worst frame not annotated
-yet. A round's time is the wall clock of ``session.interact`` plus the full
-``session.propagate`` (round 1 therefore includes computing the frame embeddings, as in the
-benchmark where the clock runs from receiving the scribble to submitting the masks). The
-robot and the metrics are not timed. When the robot finds nothing left to correct, the
+yet (the benchmark's rule, which reads the ground truth), or, with
+``EvalSettings.next_frame = "suggested"``, on the frame the session suggests
+(:meth:`manet.Session.suggest_frame`, as the annotator shows a user). A round's time is the
+wall clock of ``session.interact`` plus the full ``session.propagate`` (round 1 therefore
+includes computing the frame embeddings, as in the benchmark where the clock runs from
+receiving the scribble to submitting the masks). The robot, the suggestion and the metrics
+are not timed. When the robot finds nothing left to correct, the
 remaining rounds repeat the last result at 0 s, as the benchmark fills missing interactions.
 
 :func:`manet.eval.evaluate.evaluate` runs it over many sequences (in this process or as tasks
@@ -42,6 +45,8 @@ from manet.loading import load_model
 from manet.model.network import MANet
 from manet.simulate.robot import RobotConfig, first_round_annotation, robot_annotation
 
+NEXT_FRAME_RULES = ("worst", "suggested")
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -55,6 +60,12 @@ class EvalSettings:
         threshold_seconds, seconds_per_object: see :func:`~manet.eval.metrics.interactive_summary`.
         prompt: ``scribbles`` (the robot's strokes) or ``clicks`` (each stroke replaced by a
             click at its middle, radius ``click_radius_fraction`` x the frame's short side).
+        next_frame: which frame a later round corrects. ``worst``: the frame with the lowest J
+            (the benchmark's rule, read off the ground truth). ``suggested``: the frame the
+            session suggests without ground truth (:meth:`manet.Session.suggest_frame`, the
+            annotator's suggestion), so the run measures a user who follows it; when the
+            suggested frame has nothing to correct the robot takes the worst frame (its
+            round's source then reads ``robot``, a followed suggestion ``suggested``).
     """
 
     rounds: int = 8
@@ -65,8 +76,11 @@ class EvalSettings:
     seconds_per_object: float | None = DAVIS_SECONDS_PER_OBJECT
     prompt: str = "scribbles"
     click_radius_fraction: float = CLICK_RADIUS_FRACTION
+    next_frame: str = "worst"
 
     def __post_init__(self) -> None:
+        if self.next_frame not in NEXT_FRAME_RULES:
+            raise ValueError(f"next_frame must be one of {', '.join(NEXT_FRAME_RULES)}, got {self.next_frame!r}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if self.max_frames is not None and self.max_frames < 1:
@@ -122,7 +136,8 @@ class RoundResult:
     Attributes:
         index: round number, from 1.
         frame: the annotated frame, None for a round the robot skipped (nothing to correct).
-        source: ``file`` (human scribble), ``robot`` or ``skipped``.
+        source: ``file`` (human scribble), ``robot``, ``suggested`` (the robot's strokes on the
+            frame the session suggested, :attr:`EvalSettings.next_frame`) or ``skipped``.
         seconds: model wall clock of the round (0 when skipped).
         jaccard, boundary: per object (in ``SequenceResult.object_ids`` order), mean over frames.
         frame_jaccard: per frame, J averaged over the objects (empty in results stored before it
@@ -229,7 +244,9 @@ def run_rounds(session: Session, gt: np.ndarray, object_ids: Sequence[int], firs
     annotated: list[int] = []
     masks = np.zeros_like(gt)
     for index in range(1, settings.rounds + 1):
-        annotation, source = _next_annotation(index, masks, gt, object_ids, first, annotated, settings, rng)
+        suggested = session.suggest_frame() if index > 1 and settings.next_frame == "suggested" else None
+        annotation, source = _next_annotation(index, masks, gt, object_ids, first, annotated, settings, rng,
+                                              suggested)
         if annotation is None:
             last = results[-1]
             result = RoundResult(index, None, "skipped", 0.0, last.jaccard, last.boundary, last.frame_jaccard)
@@ -250,8 +267,9 @@ def run_rounds(session: Session, gt: np.ndarray, object_ids: Sequence[int], firs
 
 def _next_annotation(index: int, masks: np.ndarray, gt: np.ndarray, object_ids: Sequence[int],
                      first: Annotation | None, annotated: list[int], settings: EvalSettings,
-                     rng: np.random.Generator) -> tuple[Annotation | None, str]:
-    annotation: Annotation | None
+                     rng: np.random.Generator, suggested: int | None = None) -> tuple[Annotation | None, str]:
+    annotation: Annotation | None = None
+    source = "robot"
     if index == 1:
         if first is not None:
             annotation, source = first, "file"
@@ -259,8 +277,13 @@ def _next_annotation(index: int, masks: np.ndarray, gt: np.ndarray, object_ids: 
             annotation = first_round_annotation(gt, rng=rng, object_ids=object_ids, config=settings.robot)
             source = "robot"
     else:
-        annotation = robot_annotation(gt, masks, object_ids, rng, annotated, config=settings.robot)
-        source = "robot"
+        if suggested is not None:
+            annotation = robot_annotation(gt, masks, object_ids, rng, annotated, frame=suggested,
+                                          config=settings.robot)
+            source = "suggested"
+        if annotation is None:
+            annotation = robot_annotation(gt, masks, object_ids, rng, annotated, config=settings.robot)
+            source = "robot"
     if annotation is not None and settings.prompt == "clicks":
         radius = click_radius(gt.shape[1], gt.shape[2], settings.click_radius_fraction)
         annotation = strokes_to_clicks(annotation, radius)

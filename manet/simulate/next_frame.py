@@ -2,9 +2,12 @@
 
 * With ground truth (the benchmark's rule): the frame with the lowest Jaccard averaged over
   objects, among frames not yet annotated in this sequence.
-* Without ground truth (real use, the widget's suggestion): the frame the model is least
-  sure of, scored from its mean max-probability and from how much its mask changed in the
-  last round.
+* Without ground truth (real use): the frame the model is least sure of, scored from its
+  mean max-probability and, when given the last two rounds' masks, from how much its mask
+  changed. :meth:`manet.Session.suggest_frame` (the annotator's suggestion) uses the
+  mean max-probability alone: adding the change term moved J after 8 rounds of a user who
+  follows the suggestion by -0.005 on the dev split and +0.002 on the validation split
+  (model card).
 """
 
 from __future__ import annotations
