@@ -228,12 +228,6 @@ class SessionConfig:
             an earlier round had right near its own annotation.
         fusion_power: p in the temporal weight ``d_old^p / (d_old^p + d_new^p)``; larger p
             trusts each round more near its own frame.
-        change_budget: with ``round_fusion="temporal"``, from round 2: where the new round
-            would change a frame's mask (the share of its object cells whose id changes) by
-            more than this many times what the correction changed on its own frame, and by more
-            than 20%, the new round's weight there shrinks in proportion, so a few strokes on
-            a nearly right frame cannot wipe an object out of the frames around it.
-            ``None``: the weight follows the distances alone.
         matching_precision: dtype of the products inside a propagated frame's global and local
             maps (norms, minima and the maps stay float32). ``auto``: bfloat16 where the device
             computes it natively (~3-4x faster products on such CPUs; squared distances move by
@@ -290,7 +284,6 @@ class SessionConfig:
     augmented_map_before_roi: bool = False
     round_fusion: RoundFusion = "temporal"
     fusion_power: float = 1.0
-    change_budget: float | None = 2.0
     mask_references: float | None = None
     matching_precision: MatchingPrecision = "float32"
     local_skip: float = 0.0
@@ -354,9 +347,6 @@ class SessionConfig:
             raise ValueError(f"refine_eps must be > 0 when refine_radius is on, got {self.refine_eps!r}")
         if not self.fusion_power > 0:
             raise ValueError(f"fusion_power must be a positive number, got {self.fusion_power}")
-        budget = self.change_budget
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0):
-            raise ValueError(f"change_budget must be a positive number or None, got {budget!r}")
         if self.precision not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.precision!r}")
 

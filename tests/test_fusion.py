@@ -9,14 +9,7 @@ from synthetic_video import moving_square_video
 
 import manet
 from manet import Scribble
-from manet.inference.fusion import (
-    CHANGE_BUDGET_FLOOR,
-    PROBABILITY_FLOOR,
-    budgeted_weight,
-    fuse_frame,
-    mask_change_share,
-    new_round_weight,
-)
+from manet.inference.fusion import PROBABILITY_FLOOR, fuse_frame, new_round_weight
 
 
 def test_weight_is_one_at_the_new_frame_and_zero_at_an_earlier_annotated_frame() -> None:
@@ -75,7 +68,7 @@ SECOND_ROUND = [Scribble(1, [[14, 22]], radius=2.0), Scribble(0, [[2, 2], [8, 4]
 def test_temporal_fusion_in_a_session(tiny_model) -> None:
     video = moving_square_video(frames=7, height=32, width=48)
     replaced = manet.Session(tiny_model, video)
-    fused = manet.Session(tiny_model, video, manet.SessionConfig(round_fusion="temporal", change_budget=None))
+    fused = manet.Session(tiny_model, video, manet.SessionConfig(round_fusion="temporal"))
     for session in (replaced, fused):
         session.run_round(FIRST_ROUND, frame=1)
     after_first = fused.masks
@@ -94,57 +87,6 @@ def test_temporal_fusion_in_a_session(tiny_model) -> None:
     # Undo returns to round 1 exactly.
     fused.undo()
     assert np.array_equal(fused.masks, after_first)
-
-
-def test_mask_change_share_counts_object_cells_that_change_class() -> None:
-    previous = torch.zeros(3, 2, 5)
-    previous[0] = 1.0                          # background everywhere...
-    previous[1, 0, :4] = 2.0                   # ...but object 1 on four cells
-    new = previous.clone()
-    new[1, 0, 2:4] = 0.0                       # two of them go back to the background
-    new[2, 1, 0] = 5.0                         # and object 2 appears on one cell
-    assert mask_change_share(new, previous) == pytest.approx(3 / 5)  # 3 changed of 5 object cells
-    assert mask_change_share(previous, previous) == 0.0
-    assert mask_change_share(torch.zeros(2, 3, 3), torch.zeros(2, 3, 3)) == 0.0  # no object cell
-    assert mask_change_share(new, previous[:2]) == pytest.approx(3 / 5)  # fewer channels before
-
-
-def test_budgeted_weight_shrinks_only_beyond_the_budget() -> None:
-    assert budgeted_weight(0.8, 0.9, 0.05, None) == 0.8
-    # Allowed: max(2 x 0.05, the floor) = the floor.
-    assert budgeted_weight(0.8, CHANGE_BUDGET_FLOOR, 0.05, 2.0) == 0.8
-    assert budgeted_weight(0.8, 0.8, 0.05, 2.0) == pytest.approx(0.8 * CHANGE_BUDGET_FLOOR / 0.8)
-    # A correction that changed its own frame a lot may change its neighbours as much.
-    assert budgeted_weight(0.8, 0.8, 0.4, 2.0) == 0.8
-    assert budgeted_weight(0.8, 0.9, 0.4, 2.0) == pytest.approx(0.8 * 0.8 / 0.9)
-
-
-def test_change_budget_in_a_session(tiny_model) -> None:
-    video = moving_square_video(frames=7, height=32, width=48)
-    replaced = manet.Session(tiny_model, video)
-    plain = manet.Session(tiny_model, video, manet.SessionConfig(round_fusion="temporal", change_budget=None))
-    bounded = manet.Session(tiny_model, video, manet.SessionConfig(round_fusion="temporal", change_budget=0.1))
-    for session in (replaced, plain, bounded):
-        session.run_round(FIRST_ROUND, frame=1)
-        session.run_round(SECOND_ROUND, frame=4)
-    first = replaced.rounds[0].logits.float()
-    raw = replaced.rounds[1].logits.float()  # the new round's own logits (frame 5 is propagated from frame 4)
-    own = mask_change_share(raw[4], first[4])
-    change = mask_change_share(raw[5], first[5])
-    assert change > max(0.1 * own, CHANGE_BUDGET_FLOOR)  # beyond the budget at frame 5
-    weight = new_round_weight(5, 4, [1])
-    bounded_weight = budgeted_weight(weight, change, own, 0.1)
-    assert bounded_weight < weight
-    expected = fuse_frame(raw[5], first[5], bounded_weight)
-    torch.testing.assert_close(bounded.rounds[1].logits[5].float().softmax(0), expected.softmax(0), atol=2e-3, rtol=0)
-    # So frame 5 keeps more of round 1 than without the budget; the corrected frame is the new round's.
-    assert (mask_change_share(bounded.rounds[1].logits[5], first[5])
-            <= mask_change_share(plain.rounds[1].logits[5], first[5]))
-    assert torch.equal(bounded.rounds[1].logits[4], plain.rounds[1].logits[4])
-    with pytest.raises(ValueError, match="change_budget"):
-        manet.SessionConfig(change_budget=0.0)
-    with pytest.raises(ValueError, match="change_budget"):
-        manet.SessionConfig(change_budget=True)  # type: ignore[arg-type]
 
 
 def test_round_fusion_settings_are_checked() -> None:

@@ -7,11 +7,6 @@ by how far the frame is from the new interaction and from the frames annotated b
 the new frame the new round wins, at an earlier annotated frame the earlier result is kept,
 and in between the weight moves with the temporal distances (MiVOS's linear fusion of
 propagations from different interactions works the same way).
-
-A change budget (``SessionConfig.change_budget``) bounds what a correction may do away from its
-own frame: a frame whose mask the new round would change far more than the correction changed
-its own frame (a few strokes on a nearly right frame that would wipe the object out of its
-neighbours, because the stroked pixels look like the object) keeps more of the previous round.
 """
 
 from __future__ import annotations
@@ -23,9 +18,6 @@ import torch
 # Probabilities are stored as float16 logits: the floor keeps log() finite and far from the
 # values any head produces.
 PROBABILITY_FLOOR = 1e-4
-# The change a new round may always make to a frame, as a share of its object cells, whatever its
-# own frame's change: a correction that changes little where it was drawn still moves edges.
-CHANGE_BUDGET_FLOOR = 0.2
 
 
 def new_round_weight(frame: int, new_frame: int, earlier_frames: Sequence[int], power: float = 1.0) -> float:
@@ -66,23 +58,3 @@ def fuse_frame(new_logits: torch.Tensor, previous_logits: torch.Tensor | None, w
     previous_probabilities[:previous_logits.shape[0]] = previous_logits.float().softmax(dim=0)
     fused = weight * new_probabilities + (1.0 - weight) * previous_probabilities
     return fused.clamp_min(PROBABILITY_FLOOR).log()
-
-
-def mask_change_share(new_logits: torch.Tensor, previous_logits: torch.Tensor) -> float:
-    """Share of a frame's object cells (an object's in either round) whose class differs between
-    two rounds' (C, h, w) and (C', h, w) logits (C' <= C); 0 when neither has an object cell."""
-    new = new_logits.float().argmax(dim=0)
-    previous = previous_logits.float().argmax(dim=0)
-    union = int(((new > 0) | (previous > 0)).sum())
-    return 0.0 if union == 0 else int((new != previous).sum()) / union
-
-
-def budgeted_weight(weight: float, change: float, own_change: float, budget: float | None) -> float:
-    """The new round's weight at a frame whose mask it would change by ``change`` (a share of the
-    object cells), when the correction changed its own frame by ``own_change``: unchanged up to
-    ``max(budget * own_change, CHANGE_BUDGET_FLOOR)``, above that scaled down in proportion.
-    ``budget`` None: no bound."""
-    if budget is None:
-        return weight
-    allowed = max(budget * own_change, CHANGE_BUDGET_FLOOR)
-    return weight if change <= allowed else weight * allowed / change

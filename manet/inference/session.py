@@ -301,7 +301,7 @@ class Session:
         previous = self._history.rounds[-1].logits if self._history.rounds else None
         transaction = RoundTransaction(pending, self._history.global_memory, self._history.local, previous,
                                        self.num_frames, self.grid, self.config.round_fusion,
-                                       self.config.fusion_power, self.annotated_frames, self.config.change_budget)
+                                       self.config.fusion_power, self.annotated_frames)
         self._propagating = True
         try:
             propagator = Propagator(self.model, self.embeddings, self.config, transaction, order, fixed, self.reuse,

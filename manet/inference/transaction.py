@@ -15,7 +15,7 @@ import torch
 
 from manet.config import RoundFusion
 from manet.errors import SessionStateError
-from manet.inference.fusion import budgeted_weight, fuse_frame, mask_change_share, new_round_weight
+from manet.inference.fusion import fuse_frame, new_round_weight
 from manet.inference.memory import GlobalMemory, LocalMemory
 from manet.inference.state import PendingRound, RoundRecord
 
@@ -39,12 +39,10 @@ class RoundTransaction:
     def __init__(self, pending: PendingRound, committed_global: GlobalMemory | None, local_memory: LocalMemory,
                  previous_logits: torch.Tensor | None, num_frames: int, grid: tuple[int, int],
                  fusion: RoundFusion = "replace", fusion_power: float = 1.0,
-                 earlier_frames: Sequence[int] = (), change_budget: float | None = None) -> None:
+                 earlier_frames: Sequence[int] = ()) -> None:
         self.pending = pending
         self.fusion = fusion
         self.fusion_power = fusion_power
-        self.change_budget = change_budget
-        self._own_change: float | None = None  # the correction's change on its own frame, once asked
         self.earlier_frames = tuple(earlier_frames)
         self.channels = len(pending.channels)
         self._committed_global = committed_global
@@ -86,23 +84,12 @@ class RoundTransaction:
             (C, h, w) float32 logits to store; they also give the frame's mask and the previous
             mask of the next frame propagated. ``replace``: ``new_logits`` unchanged;
             ``temporal``: the blend of :func:`~manet.inference.fusion.fuse_frame`, weighted by
-            the distances to this round's frame and to the frames annotated before it, the new
-            round's weight bounded by the change budget (:func:`~manet.inference.fusion.budgeted_weight`).
+            the distances to this round's frame and to the frames annotated before it.
         """
         if self.fusion == "replace" or previous_logits is None:
             return new_logits
         weight = new_round_weight(frame, self.pending.frame, self.earlier_frames, self.fusion_power)
-        if self.change_budget is not None and weight < 1.0:
-            weight = budgeted_weight(weight, mask_change_share(new_logits, previous_logits), self.own_change(),
-                                     self.change_budget)
         return fuse_frame(new_logits, previous_logits, weight)
-
-    def own_change(self) -> float:
-        """Share of the interactive frame's object cells whose class the correction changed (0 in round 1)."""
-        if self._own_change is None:
-            previous = self.previous_logits(self.pending.frame)
-            self._own_change = 0.0 if previous is None else mask_change_share(self.pending.logits, previous)
-        return self._own_change
 
     def previous_logits(self, frame: int) -> torch.Tensor | None:
         """(C, h, w) float32 logits of ``frame`` in the previous committed round, or None in round 1."""
