@@ -8,8 +8,8 @@ yet (the benchmark's rule, which reads the ground truth), or, with
 wall clock of ``session.interact`` plus the full ``session.propagate`` (round 1 therefore
 includes computing the frame embeddings, as in the benchmark where the clock runs from
 receiving the scribble to submitting the masks). The robot, the suggestion and the metrics
-are not timed. When the robot finds nothing left to correct, the
-remaining rounds repeat the last result at 0 s, as the benchmark fills missing interactions.
+are not timed. When the robot finds nothing left to correct, the remaining rounds repeat the
+last result at 0 s, as the benchmark fills missing interactions.
 
 :func:`manet.eval.evaluate.evaluate` runs it over many sequences (in this process or as tasks
 through :mod:`manet.batch.evaluation`, which builds on this module).
