@@ -52,7 +52,7 @@ def map_reply(session: Session, request: protocol.RequestMap, version: int,
         reason = "run a round first: maps come from its memories"
     full = None
     if reason is None:
-        maps = session.maps(request.index, request.object_id)
+        maps = session.maps(request.index, request.object_id, local=request.kind == "local")
         grid_map = {"global": maps.global_map, "local": maps.local_map, "augmented": maps.augmented_map}[request.kind]
         full = None if grid_map is None else np.asarray(session.upsample_map(grid_map), dtype=np.float32)
         if full is None:

@@ -91,6 +91,29 @@ def test_rounds_defer_local_maps_and_maps_computes_them(untrained, video, monkey
     assert any(not np.allclose(value, 1.0) for value in lazy if value.size > 1), "the maps hold distances"
 
 
+
+def test_maps_without_the_local_map_compute_no_local_distances(untrained, video, monkeypatch) -> None:
+    session = _two_rounds(untrained, video)
+    calls: list[int] = []
+    original = propagation.local_distances
+    monkeypatch.setattr(propagation, "local_distances", lambda *args, **kwargs: calls.append(1) or original(
+        *args, **kwargs))
+    computed = 0
+    for frame in (1, 3, 6):
+        quick = session.maps(frame, 1, local=False)
+        assert quick.local_map is None
+        assert len(calls) == computed, f"frame {frame}: the global map alone computed local distances"
+        whole = session.maps(frame, 1)
+        computed = len(calls)
+        np.testing.assert_array_equal(quick.global_map, whole.global_map)
+        if whole.augmented_map is None:
+            assert quick.augmented_map is None
+        else:
+            np.testing.assert_array_equal(quick.augmented_map, whole.augmented_map)
+    assert calls, "the default still computes the deferred local map"
+    assert session.maps(6, 1).augmented_map is not None, "frame 6 was scribbled: its augmented map is compared above"
+
+
 def test_memory_rounds_choose_among_deferred_rounds(untrained, video) -> None:
     recent = _two_rounds(untrained, video, SessionConfig(memory_rounds=1, precision="float32"))
     both = _two_rounds(untrained, video)

@@ -5,17 +5,25 @@ recording front end are in ``widget_session.py``; exports write real files into 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 from protocol_encoders import encode_apply_mask, encode_run
-from widget_session import FRAMES, HEIGHT, OTHER, STROKE, WIDTH, decoded, make, wait_for
+from synthetic_video import moving_square_video
+from widget_session import FRAMES, HEIGHT, OTHER, STROKE, WIDTH, Recorder, decoded, make, wait_for
 
+import manet
+import manet.inference.propagation as propagation
+from manet.config import ModelConfig
 from manet.inference.scribbles import Box, Scribble, click_radius
 from manet.io import masks as masks_io
+from manet.model.network import MANet
 from manet_widget import protocol
+from manet_widget.controller import AnnotatorController
 
 
 def test_initial_state_describes_the_video_and_gives_the_session_one_object() -> None:
@@ -181,6 +189,34 @@ def test_maps_are_sent_upsampled_and_quantised_or_explained() -> None:
     assert np.abs(values.astype(int) - expected).max() <= 1
     controller.handle_message({"type": "request_map", "index": 3, "object_id": 1, "kind": "augmented"}, [])
     assert "only on scribbled frames" in recorder.of_type("map")[-1][0]["reason"]
+
+
+
+def test_a_global_or_augmented_map_request_computes_no_local_map(monkeypatch) -> None:
+    torch.manual_seed(0)
+    # heads that are pure matching (zero classifiers), as in the shipped weights: rounds defer the
+    # local maps, and only a request for one computes it
+    model = MANet(dataclasses.replace(ModelConfig.tiny(), matching_skip="both")).eval()
+    session = manet.Session(model, moving_square_video(FRAMES, HEIGHT, WIDTH))
+    recorder = Recorder()
+    controller = AnnotatorController(session, recorder)
+    recorder.update_state(controller.initial_state())
+    controller.start_round(STROKE, 2)
+    controller.wait(30)
+    calls: list[int] = []
+    original = propagation.local_distances
+    monkeypatch.setattr(propagation, "local_distances", lambda *args, **kwargs: calls.append(1) or original(
+        *args, **kwargs))
+    for kind in ("global", "augmented"):
+        controller.handle_message({"type": "request_map", "index": 4, "object_id": 1, "kind": kind}, [])
+    assert recorder.of_type("map")[-2][0]["header"]["encoding"] != "none", "the global map was sent"
+    assert not calls, "a global or augmented map request computed the deferred local map"
+    controller.handle_message({"type": "request_map", "index": 4, "object_id": 1, "kind": "local"}, [])
+    assert calls, "the local map request computed it"
+    local = recorder.of_type("map")[-1]
+    assert local[0]["kind"] == "local" and local[0]["header"]["encoding"] != "none"
+    expected = np.clip(session.upsample_map(session.maps(4, 1).local_map) * 255 + 0.5, 0, 255).astype(int)
+    assert np.abs(decoded(local).astype(int) - expected).max() <= 1
 
 
 def test_exports_write_real_files_in_the_background(tmp_path: Path) -> None:

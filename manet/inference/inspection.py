@@ -13,13 +13,14 @@ from manet.model.matching import upsample_maps
 
 
 def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, int], frame: int,
-                  object_id: int, resolve: LocalResolver | None = None) -> MatchingMaps:
+                  object_id: int, resolve: LocalResolver | None = None, local: bool = True) -> MatchingMaps:
     """The global, local and augmented maps of ``frame`` and ``object_id`` in ``state``.
 
     The local map is the one eq 6 reads with ``config``'s switches (nearest annotated round among
     the last R, or the last round alone with the local memory off), computed by ``resolve`` when
-    its round deferred it (without a resolver such a map is None); the augmented map exists only
-    for scribbled frames (the latest round that scribbled ``frame`` wins).
+    its round deferred it (without a resolver such a map is None); with ``local=False`` it is not
+    looked up at all (None). The augmented map exists only for scribbled frames (the latest
+    round that scribbled ``frame`` wins).
     """
     if not state.rounds or state.global_memory is None:
         raise SessionStateError("no round has run yet: maps exist after the first run_round/propagate")
@@ -29,20 +30,25 @@ def matching_maps(state: SessionState, config: SessionConfig, grid: tuple[int, i
         )
     channel = state.channels.index(object_id)
     global_map = state.global_memory.read(frame, len(state.channels))[channel].numpy()
-    local_map = None
-    rounds = config.memory_rounds if config.local_memory else 1
-    try:
-        local = LocalMemory(state.local_rounds).read(frame, rounds, resolve)
-        if channel < local.shape[0]:
-            local_map = upsample_maps(local[channel:channel + 1], grid)[0].numpy()
-    except KeyError:
-        pass
+    local_map = _local_map(state, config, grid, frame, channel, resolve) if local else None
     augmented_map = None
     for record in reversed(state.rounds):
         if record.frame == frame and record.augmented is not None and channel < record.augmented.shape[0]:
             augmented_map = record.augmented[channel].numpy()
             break
     return MatchingMaps(global_map, local_map, augmented_map)
+
+
+def _local_map(state: SessionState, config: SessionConfig, grid: tuple[int, int], frame: int, channel: int,
+               resolve: LocalResolver | None) -> np.ndarray | None:
+    rounds = config.memory_rounds if config.local_memory else 1
+    try:
+        local = LocalMemory(state.local_rounds).read(frame, rounds, resolve)
+    except KeyError:
+        return None
+    if channel >= local.shape[0]:
+        return None
+    return upsample_maps(local[channel:channel + 1], grid)[0].numpy()
 
 
 def least_confident_frame(confidence: np.ndarray, annotated_frames: list[int]) -> int:

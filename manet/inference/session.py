@@ -362,19 +362,21 @@ class Session:
         """Forget the scribbles of a round that was not propagated."""
         self._pending = None
 
-    def maps(self, frame: int, object_id: int) -> MatchingMaps:
+    def maps(self, frame: int, object_id: int, *, local: bool = True) -> MatchingMaps:
         """The global, local and augmented maps the memories hold for a frame and object.
 
         All (h, w) float32 in [0, 1] at the stride-4 grid (see :meth:`upsample_map`). The
         local map is the one eq 6 reads (nearest annotated round among the last R); the
-        augmented map exists only for frames that were scribbled.
+        augmented map exists only for frames that were scribbled. Rounds whose propagation
+        head does not read the local map defer it, so asking for it computes it (tens of
+        milliseconds a frame at 480p); ``local=False`` skips it and leaves ``local_map`` None.
         """
         frame = self._check_frame(frame)
         grid = self.grid if self._history.rounds else (0, 0)
         state = self.state()
         resolve = local_resolver(LocalMatcher(self.embeddings, self.config, self.reuse),
                                  [record.logits for record in state.rounds])
-        return matching_maps(state, self.config, grid, frame, object_id, resolve)
+        return matching_maps(state, self.config, grid, frame, object_id, resolve, local=local)
 
     def upsample_map(self, grid_map: np.ndarray) -> np.ndarray:
         """A (h, w) grid map resized to the video's (H, W), float32."""
