@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import manet
+import manet.inference.refine as refine
 from manet.config import SessionConfig
 from manet.inference.refine import GuidedUpsampler, box_mean, guided_coefficients
 from manet.inference.resample import GridResampler
@@ -93,6 +94,37 @@ def test_deleting_an_object_changes_no_pixel_of_another() -> None:
     after = refiner.channels(logits[[0, 1, 3]], frame)          # object 2 (channel 2) deleted
     kept = before != 2
     np.testing.assert_array_equal(after[kept], np.array([0, 1, 9, 2])[before[kept]])
+
+
+
+def test_a_frame_seen_again_reuses_its_guide_and_gives_the_same_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    grid, working, frame_size = (12, 20), (48, 80), (96, 160)
+    frames = rng.integers(0, 255, (3, *frame_size, 3), dtype=np.uint8)
+    logits = torch.from_numpy(rng.normal(scale=3, size=(3, *grid))).float()
+    fresh = [GuidedUpsampler(grid, working, frame_size, 2, 1e-3).channels(logits, frame) for frame in frames]
+    area_calls: list[int] = []
+    resize = refine.cv2.resize
+
+    def counted(image: np.ndarray, size: tuple[int, int], **kwargs: object) -> np.ndarray:
+        if kwargs.get("interpolation") == refine.cv2.INTER_AREA:
+            area_calls.append(1)
+        return resize(image, size, **kwargs)
+
+    monkeypatch.setattr(refine.cv2, "resize", counted)
+    refiner = GuidedUpsampler(grid, working, frame_size, 2, 1e-3)
+    for _ in range(2):  # two rounds over the same three frames
+        for index, frame in enumerate(frames):
+            np.testing.assert_array_equal(refiner.channels(logits, frame, key=index), fresh[index])
+    assert len(area_calls) == 3, "each frame is area-averaged once, then its guide is reused"
+    refiner.channels(logits, frames[0])
+    assert len(area_calls) == 4, "a call without a key keeps nothing and reuses nothing"
+    # the cache is bounded: with room for two guides the oldest goes
+    monkeypatch.setattr(refine, "GUIDE_CACHE_BYTES", 2 * 12 * 20 * 3)
+    bounded = GuidedUpsampler(grid, working, frame_size, 2, 1e-3)
+    for index, frame in enumerate(frames):
+        bounded.channels(logits, frame, key=index)
+    assert list(bounded._guides) == [1, 2]
 
 
 def test_refiner_refuses_a_frame_of_another_size() -> None:

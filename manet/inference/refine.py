@@ -16,6 +16,9 @@ does not depend on the other objects, so deleting one changes no other object's 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import cv2
 import numpy as np
 import torch
@@ -69,6 +72,10 @@ def guided_coefficients(guide: np.ndarray, inputs: np.ndarray, radius: int,
 
 _MAX_CHANNELS = 128
 VANISHED_SHARE = 0.1
+# Frames area-averaged to the fit's grid, kept across rounds (19 kB a frame at working size 240:
+# 1700 frames; recomputing one costs ~1 ms at 480p, most of what a later round spends per frame
+# outside the network).
+GUIDE_CACHE_BYTES = 32 * 2**20
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
@@ -95,9 +102,16 @@ class GuidedUpsampler:
         # the plain resampling to the frame, for objects the filter erased (built when first needed)
         self._plain = plain
         self._working_size = working_size
+        self._guides: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._guides_lock = threading.Lock()
 
-    def channels(self, logits: torch.Tensor, frame: np.ndarray) -> np.ndarray:
-        """(C, h, w) logits, (H, W, 3) uint8 RGB frame -> (H, W) integer argmax channel."""
+    def channels(self, logits: torch.Tensor, frame: np.ndarray, key: int | None = None) -> np.ndarray:
+        """(C, h, w) logits, (H, W, 3) uint8 RGB frame -> (H, W) integer argmax channel.
+
+        ``key``: the frame's index in its video, when the caller has one: the frame
+        area-averaged to the fit's grid is then kept for the next call with that key (the same
+        video's same frame: a later round), within :data:`GUIDE_CACHE_BYTES`.
+        """
         height, width = self.frame_size
         if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected a ({height}, {width}, 3) uint8 frame, got {frame.shape} {frame.dtype}")
@@ -111,7 +125,7 @@ class GuidedUpsampler:
         inputs = (torch.sigmoid(fitted[1:] - fitted[:1]) - 0.5).numpy()
         frame = np.ascontiguousarray(frame)
         inputs = np.ascontiguousarray(inputs.transpose(1, 2, 0))                        # (h, w, C-1)
-        small = cv2.resize(frame, self.fit_size[::-1], interpolation=cv2.INTER_AREA)
+        small = self._guide(frame, key)
         slopes, offsets = guided_coefficients(small.astype(np.float64) / 255.0, inputs, self.radius, self.eps)
         slopes = (slopes / 255.0).astype(np.float32)   # per unit of 8-bit colour
         offsets = offsets.astype(np.float32)
@@ -128,6 +142,22 @@ class GuidedUpsampler:
         else:
             channels = np.stack([np.zeros((height, width), dtype=np.float32), *scores]).argmax(axis=0)
         return self._keep_objects(channels, scores, inputs, logits)
+
+    def _guide(self, frame: np.ndarray, key: int | None) -> np.ndarray:
+        """(h, w, 3) uint8: ``frame`` area-averaged to the fit's grid, from the cache when kept."""
+        if key is not None:
+            with self._guides_lock:
+                kept = self._guides.get(key)
+                if kept is not None:
+                    self._guides.move_to_end(key)
+                    return kept
+        small = cv2.resize(frame, self.fit_size[::-1], interpolation=cv2.INTER_AREA)
+        if key is not None:
+            with self._guides_lock:
+                self._guides[key] = small
+                while len(self._guides) > max(1, GUIDE_CACHE_BYTES // small.nbytes):
+                    self._guides.popitem(last=False)
+        return small
 
     def _keep_objects(self, channels: np.ndarray, scores: list[np.ndarray], inputs: np.ndarray,
                       logits: torch.Tensor) -> np.ndarray:
