@@ -13,7 +13,7 @@ import sys
 import torch
 
 from manet.config import ModelConfig
-from manet.train.loop import TrainConfig, Trainer
+from manet.train.loop import TrainConfig, Trainer, finish_distributed
 
 
 def main() -> None:
@@ -27,6 +27,7 @@ def main() -> None:
         digest.update(value.detach().cpu().numpy().tobytes())
     with open(os.path.join(out, f"rank{trainer.rank}.sha256"), "w", encoding="utf-8") as handle:
         handle.write(digest.hexdigest())
+    finish_distributed()
 
 
 if __name__ == "__main__":

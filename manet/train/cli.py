@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
 
     from manet.download.cache import resolve_data
     from manet.errors import ManetError
-    from manet.train.loop import TrainConfig, Trainer
+    from manet.train.loop import TrainConfig, Trainer, finish_distributed
 
     try:
         source = resolve_data(args.data, split="train")
@@ -122,7 +122,12 @@ def main(args: argparse.Namespace) -> int:
         bar.update(record["step"] - bar.n)
         bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
 
-    path = trainer.run(on_log=on_log, max_steps=args.max_steps)
+    try:
+        path = trainer.run(on_log=on_log, max_steps=args.max_steps)
+    except BaseException:
+        finish_distributed(wait=False)  # the other ranks may never reach a barrier now
+        raise
+    finish_distributed()
     bar.close()
     if trainer.rank == 0:
         print(f"checkpoint: {path} (step {trainer.step})")

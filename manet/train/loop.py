@@ -130,6 +130,21 @@ def setup_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def finish_distributed(wait: bool = True) -> None:
+    """Leave the process group :func:`setup_distributed` joined (a no-op outside ``torchrun``).
+
+    ``wait``: first wait for every rank (rank 0 may still be writing its checkpoint when the
+    others finish). Destroying the group before the interpreter exits matters: a Gloo worker
+    thread that outlives it aborts the process (``terminate called without an active
+    exception``, SIGABRT), which fails the whole ``torchrun`` job after a finished run.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def build_model(config: TrainConfig, model_config: ModelConfig, init: str | Path | None) -> MANet:
     """The model to train: from ``init`` (e.g. stage 1's result for stage 2) or fresh."""
     torch.manual_seed(config.seed)
