@@ -203,6 +203,10 @@ def test_the_simulated_user_can_follow_the_sessions_suggestion(dataset: Path) ->
     assert rounds[1].source == "robot" and worst.asked == 0
     with pytest.raises(ValueError, match="next_frame must be one of worst, suggested"):
         EvalSettings(next_frame="random")
+    from manet.eval.rounds import NEXT_FRAME_RULES
+
+    for rule in NEXT_FRAME_RULES:  # the command line offers every rule the settings accept
+        assert _parse(["data", "--next-frame", rule]).next_frame == rule
 
 
 def test_next_frame_reaches_the_report_and_keeps_earlier_stores_valid(dataset: Path, tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ def add_parser(subparsers: Any) -> None:
                         help="how the simulated user annotates: strokes, or clicks at the strokes' middles")
     parser.add_argument("--click-radius", type=float, default=None, metavar="FRACTION",
                         help="click radius as a fraction of the frame's short side (default 0.04)")
+    # manet.eval.rounds.NEXT_FRAME_RULES, spelled out: importing it here would load torch for --help
     parser.add_argument("--next-frame", choices=["worst", "suggested"], default="worst",
                         help="frame a later round corrects: the worst by ground truth (the benchmark), or the "
                              "one the session suggests, as the annotator shows a user (default: worst)")

@@ -275,7 +275,6 @@ def _next_annotation(index: int, masks: np.ndarray, gt: np.ndarray, object_ids: 
             annotation, source = first, "file"
         else:
             annotation = first_round_annotation(gt, rng=rng, object_ids=object_ids, config=settings.robot)
-            source = "robot"
     else:
         if suggested is not None:
             annotation = robot_annotation(gt, masks, object_ids, rng, annotated, frame=suggested,
