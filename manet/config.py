@@ -250,6 +250,12 @@ class SessionConfig:
             matching maps do not.
         refine_eps: the guided filter's regulariser (colours in [0, 1]); smaller follows the
             frame's edges more closely.
+        edge_radius: after ``refine_radius``'s filter, a second, finer colour guided filter
+            moves each mask's edges onto the frame's edges within a few pixels
+            (:class:`manet.inference.refine.EdgeSnapper`): its window radius in pixels of a frame
+            480 pixels high (scaled with the frame's short side), fitted at half that
+            resolution. 0: off (the masks of ``refine_radius`` alone). Only masks change.
+        edge_eps: that filter's regulariser (colours in [0, 1]).
         touchup_reach: from round 2, stroke cells whose centre lies within this many grid cells
             of both a pixel the shown mask gives the stroke's id and one it does not touch up
             an edge. A cell there holds both sides of the edge, so it is no reference for any
@@ -289,6 +295,8 @@ class SessionConfig:
     local_skip: float = 0.0
     refine_radius: float = 3.0
     refine_eps: float = 3e-4
+    edge_radius: float = 12.0
+    edge_eps: float = 1e-3
     touchup_reach: float = 1.0
     mirror_embedding: bool = True
     encoder_size: int | None = None
@@ -301,7 +309,7 @@ class SessionConfig:
         encoder pass per frame."""
         return cls(working_size=480, max_reference_pixels=None, local_map_order="authors",
                    augmented_map_before_roi=True, roi_margin=20, round_fusion="replace", refine_radius=0.0,
-                   touchup_reach=0.0, mirror_embedding=False, encoder_size=None)
+                   edge_radius=0.0, touchup_reach=0.0, mirror_embedding=False, encoder_size=None)
 
     @classmethod
     def fast(cls) -> SessionConfig:
@@ -337,7 +345,7 @@ class SessionConfig:
             raise ValueError(f"mask_references must be a probability in [0, 1) or None, got {self.mask_references}")
         if not (isinstance(self.local_skip, (int, float)) and 0.0 <= self.local_skip < float("inf")):
             raise ValueError(f"local_skip must be a finite weight >= 0, got {self.local_skip!r}")
-        for name in ("refine_radius", "refine_eps", "touchup_reach"):
+        for name in ("refine_radius", "refine_eps", "edge_radius", "edge_eps", "touchup_reach"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -345,6 +353,8 @@ class SessionConfig:
             raise TypeError(f"mirror_embedding must be True or False, got {self.mirror_embedding!r}")
         if self.refine_radius > 0 and not self.refine_eps > 0:
             raise ValueError(f"refine_eps must be > 0 when refine_radius is on, got {self.refine_eps!r}")
+        if self.edge_radius > 0 and not self.edge_eps > 0:
+            raise ValueError(f"edge_eps must be > 0 when edge_radius is on, got {self.edge_eps!r}")
         if not self.fusion_power > 0:
             raise ValueError(f"fusion_power must be a positive number, got {self.fusion_power}")
         if self.precision not in ("auto", "float32", "bfloat16", "float16"):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from manet.inference.refine import GuidedUpsampler
+from manet.inference.refine import EdgeSnapper, GuidedUpsampler
 from manet.inference.resample import GridResampler
 from manet.inference.state import Channels
 
@@ -28,7 +28,8 @@ class MaskCache:
     def __init__(self, frame_size: tuple[int, int], resampler: Callable[[], GridResampler],
                  budget_bytes: int = MASK_CACHE_BYTES, *,
                  refiner: Callable[[], GuidedUpsampler | None] | None = None,
-                 frames: Callable[[int], np.ndarray] | None = None) -> None:
+                 frames: Callable[[int], np.ndarray] | None = None,
+                 snapper: Callable[[], EdgeSnapper | None] | None = None) -> None:
         self.frame_size = frame_size
         self.capacity = max(16, budget_bytes // max(1, frame_size[0] * frame_size[1]))
         # Both built on first use: the grid needs frame 0's embedding. With a refiner, masks take
@@ -36,7 +37,9 @@ class MaskCache:
         self._resampler = resampler
         self._refiner = refiner
         self._frames = frames
-        if refiner is not None and frames is None:
+        # With a snapper, the masks' edges then move onto the frame's within a few pixels.
+        self._snapper = snapper
+        if (refiner is not None or snapper is not None) and frames is None:
             raise ValueError("a mask refiner needs the frames")
         self._masks: dict[int, np.ndarray] = {}
 
@@ -72,9 +75,14 @@ class MaskCache:
         # propagating then equals the one recomputed later (after cache eviction, undo or load).
         logits = logits.to(torch.float16).float().cpu()
         refiner = self._refiner() if self._refiner is not None else None
-        if refiner is not None and self._frames is not None:
-            return channels.lookup_table()[refiner.channels(logits, self._frames(frame), key=frame)]
-        upsampled = self._resampler().to_frame(logits)
-        # numpy's argmax over the leading axis is ~10x faster than torch.argmax(dim=0) on CPU at
-        # 480p (9 vs 100 ms); both return the first maximum on ties.
-        return channels.lookup_table()[upsampled.numpy().argmax(axis=0)]
+        snapper = self._snapper() if self._snapper is not None else None
+        image = self._frames(frame) if self._frames is not None and (refiner or snapper) else None
+        if refiner is not None and image is not None:
+            indices = refiner.channels(logits, image, key=frame)
+        else:
+            # numpy's argmax over the leading axis is ~10x faster than torch.argmax(dim=0) on CPU
+            # at 480p (9 vs 100 ms); both return the first maximum on ties.
+            indices = self._resampler().to_frame(logits).numpy().argmax(axis=0)
+        if snapper is not None and image is not None:
+            indices = snapper(indices.astype(np.uint8, copy=False), image, int(logits.shape[0]))
+        return channels.lookup_table()[indices]

@@ -146,8 +146,9 @@ def _build(folder: Path, manifest: dict[str, Any], model: MANet, video: Any,
     _check_model(manifest["model"], model)
     source = _open_video(manifest["video"], video)
     # Sessions saved before these switches existed embedded every frame once, without the mirror
-    # image, at the working size.
-    saved_config = {"mirror_embedding": False, "encoder_size": None, **manifest["session_config"]}
+    # image, at the working size, and showed masks without edge snapping.
+    saved_config = {"mirror_embedding": False, "encoder_size": None, "edge_radius": 0.0,
+                    **manifest["session_config"]}
     config = config or SessionConfig.from_dict(saved_config)
     if bool(saved_config["mirror_embedding"]) != config.mirror_embedding:
         raise SessionFileError(f"the session was saved with mirror_embedding={bool(saved_config['mirror_embedding'])}, "

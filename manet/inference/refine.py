@@ -77,6 +77,8 @@ VANISHED_SHARE = 0.1
 # outside the network).
 GUIDE_CACHE_BYTES = 32 * 2**20
 _PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+# SessionConfig.edge_radius is in pixels of a frame this many pixels high (short side).
+EDGE_REFERENCE_SIZE = 480
 
 
 class GuidedUpsampler:
@@ -188,3 +190,96 @@ class GuidedUpsampler:
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear, pixel centres aligned (OpenCV's convention is PyTorch's align_corners=False)."""
     return cv2.resize(np.ascontiguousarray(plane), size, interpolation=cv2.INTER_LINEAR)
+
+
+class EdgeSnapper:
+    """Moves a mask's edges onto the frame's edges within a few pixels, at the frame's resolution.
+
+    The grid-level filter above fits its windows on the grid (8 pixels of a 480p frame a cell),
+    so edges land within a cell of where the frame has them. This second, finer pass filters each
+    object's indicator (its pixels 1, others 0) with the frame as guide again, now in windows of
+    ``radius`` frame pixels: a fast guided filter (the coefficients fitted on the frame
+    area-averaged by ``subsample``, applied at full resolution), and a pixel takes the channel
+    whose filtered indicator is highest (the background's is one minus the objects'). Only pixels
+    within ``2 * radius`` of an edge can change; the work is confined to the box around the
+    edges. An object the pass would all but erase (below ``VANISHED_SHARE`` of its area) keeps
+    its pixels.
+    """
+
+    def __init__(self, radius: int, eps: float, subsample: int = 2) -> None:
+        if radius < 1:
+            raise ValueError(f"radius must be >= 1 pixel, got {radius}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        if subsample < 1:
+            raise ValueError(f"subsample must be >= 1, got {subsample}")
+        self.radius, self.eps, self.subsample = int(radius), float(eps), int(subsample)
+        self._kernel = np.ones((3, 3), dtype=np.uint8)
+
+    def __call__(self, labels: np.ndarray, frame: np.ndarray, count: int) -> np.ndarray:
+        """(H, W) uint8 channel indices in [0, count), (H, W, 3) uint8 RGB frame -> snapped indices."""
+        if labels.dtype != np.uint8 or frame.shape != (*labels.shape, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected (H, W) uint8 labels and their (H, W, 3) uint8 frame, got "
+                             f"{labels.shape} {labels.dtype} and {frame.shape} {frame.dtype}")
+        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, self._kernel)
+        x, y, width, height = cv2.boundingRect(edges)
+        if count < 2 or width == 0:
+            return labels
+        # Pixels farther than 2r from every edge keep their channel (their windows are constant);
+        # a margin of 4r leaves the box's own border (where windows are cut) among them.
+        pad = 4 * self.radius
+        rows, cols = labels.shape
+        top, bottom = max(0, y - pad), min(rows, y + height + pad)
+        left, right = max(0, x - pad), min(cols, x + width + pad)
+        box = labels[top:bottom, left:right]
+        scores = self._scores(box, np.ascontiguousarray(frame[top:bottom, left:right]), count)
+        if count == 2:
+            snapped = (scores[0] > 0.5).view(np.uint8)
+        else:
+            stacked = np.stack(scores)
+            snapped = np.concatenate([1.0 - stacked.sum(axis=0, keepdims=True), stacked]).argmax(axis=0)
+            snapped = snapped.astype(np.uint8)
+        for channel in range(1, count):
+            before = np.count_nonzero(box == channel)
+            if before and np.count_nonzero(snapped == channel) < VANISHED_SHARE * before:
+                snapped = np.where(box == channel, np.uint8(channel), snapped)
+        out = labels.copy()
+        out[top:bottom, left:right] = snapped
+        return out
+
+    def _scores(self, labels: np.ndarray, frame: np.ndarray, count: int) -> list[np.ndarray]:
+        """Each object's filtered indicator, (h, w) float32, over the box."""
+        height, width = labels.shape
+        small = (max(1, round(width / self.subsample)), max(1, round(height / self.subsample)))
+        radius = max(1, round(self.radius / self.subsample))
+        size = (2 * radius + 1, 2 * radius + 1)
+
+        def mean(x: np.ndarray) -> np.ndarray:
+            return cv2.blur(x, size, borderType=cv2.BORDER_REFLECT)
+
+        def enlarge(x: np.ndarray) -> np.ndarray:
+            return cv2.resize(x, (width, height), interpolation=cv2.INTER_LINEAR)
+
+        full = [plane.astype(np.float32) * np.float32(1 / 255) for plane in cv2.split(frame)]
+        guide = [cv2.resize(plane, small, interpolation=cv2.INTER_AREA) for plane in full]
+        means = [mean(plane) for plane in guide]
+        eps = np.float32(self.eps)
+        rr, rg, rb, gg, gb, bb = (mean(guide[i] * guide[j]) - means[i] * means[j] for i, j in _PAIRS)
+        rr, gg, bb = rr + eps, gg + eps, bb + eps
+        # the symmetric 3x3 inverse by cofactors, as in guided_coefficients
+        c_rr, c_rg, c_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
+        c_gg, c_gb, c_bb = rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg
+        inverse_determinant = 1.0 / (rr * c_rr + rg * c_rg + rb * c_rb)
+        scores = []
+        for channel in range(1, count):
+            indicator = cv2.resize((labels == channel).view(np.uint8).astype(np.float32), small,
+                                   interpolation=cv2.INTER_AREA)
+            mean_indicator = mean(indicator)
+            cr, cg, cb = (mean(guide[i] * indicator) - means[i] * mean_indicator for i in range(3))
+            ar = (c_rr * cr + c_rg * cg + c_rb * cb) * inverse_determinant
+            ag = (c_rg * cr + c_gg * cg + c_gb * cb) * inverse_determinant
+            ab = (c_rb * cr + c_gb * cg + c_bb * cb) * inverse_determinant
+            offset = mean_indicator - ar * means[0] - ag * means[1] - ab * means[2]
+            scores.append(enlarge(mean(ar)) * full[0] + enlarge(mean(ag)) * full[1]
+                          + enlarge(mean(ab)) * full[2] + enlarge(mean(offset)))
+        return scores

@@ -30,7 +30,7 @@ from manet.inference.inspection import least_confident_frame, matching_maps
 from manet.inference.masks import MaskCache
 from manet.inference.objects import ObjectInfo
 from manet.inference.propagation import Direction, LocalMatcher, Propagator, local_resolver, propagation_order
-from manet.inference.refine import GuidedUpsampler
+from manet.inference.refine import EDGE_REFERENCE_SIZE, EdgeSnapper, GuidedUpsampler
 from manet.inference.resample import GridResampler
 from manet.inference.reuse import ReuseCache
 from manet.inference.scribbles import Annotation, make_annotation
@@ -70,8 +70,9 @@ class Session:
         self.last_propagation_seconds: dict[str, float] = {}  # wall time per part of the last round
         self._resampler: GridResampler | None = None
         self._refiner: GuidedUpsampler | None = None
+        self._snapper: EdgeSnapper | None = None
         self.mask_cache = MaskCache((self.height, self.width), self._resample, refiner=self._refine,
-                                    frames=self.video.frame)
+                                    frames=self.video.frame, snapper=self._snap)
         self._propagating = False  # a propagate() generator is between its first step and its end
         self._pending: PendingRound | None = None
         self._history = History()  # everything committed, and the undo steps
@@ -434,6 +435,14 @@ class Session:
             self._refiner = GuidedUpsampler(self.grid, self.working_size, (self.height, self.width),
                                             self.config.refine_radius, self.config.refine_eps, self._resample())
         return self._refiner
+
+    def _snap(self) -> EdgeSnapper | None:
+        """The masks' final edge snapping (``SessionConfig.edge_radius``), None when off."""
+        if self._snapper is None and self.config.edge_radius > 0:
+            scale = min(self.height, self.width) / EDGE_REFERENCE_SIZE
+            self._snapper = EdgeSnapper(max(1, round(self.config.edge_radius * scale)), self.config.edge_eps,
+                                        subsample=max(1, round(2 * scale)))
+        return self._snapper
 
     def _commit(self, transaction: RoundTransaction, masks: dict[int, np.ndarray], seconds: float) -> None:
         self._history.commit(*transaction.commit(len(self._history.rounds), seconds))
