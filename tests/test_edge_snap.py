@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic_video import dimmed_noise_video, mask_round
 
 import manet
 from manet.config import SessionConfig
@@ -137,17 +138,9 @@ def test_mask_cache_snaps_the_resampled_grid_onto_the_frame() -> None:
 
 
 def test_session_switch_changes_the_masks_only(tiny_model) -> None:
-    rng = np.random.default_rng(4)
-    video = rng.integers(0, 255, (5, 64, 96, 3), dtype=np.uint8)
-    video[:, :, 41:] //= 4
-    truth = np.zeros((64, 96), dtype=np.uint8)
-    truth[10:50, 20:70] = 1
-    results = {}
-    for radius in (0.0, 6.0):
-        session = manet.Session(tiny_model, video, SessionConfig(working_size=None, edge_radius=radius))
-        session.interact_mask(truth, 0)
-        list(session.propagate())
-        results[radius] = (session.rounds[-1].logits.clone(), session.masks.copy(), session)
+    video, truth = dimmed_noise_video()
+    results = {radius: mask_round(tiny_model, video, truth, SessionConfig(working_size=None, edge_radius=radius))
+               for radius in (0.0, 6.0)}
     assert torch.equal(results[0.0][0], results[6.0][0]), "the logits do not depend on the switch"
     assert not np.array_equal(results[0.0][1][1:], results[6.0][1][1:]), "the snapping changed nothing"
     snapped_session = results[6.0][2]

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from synthetic_video import dimmed_noise_video, mask_round
 
 import manet
 import manet.inference.refine as refine
@@ -150,18 +151,9 @@ def test_refinement_off_is_zero_radius_and_any_eps() -> None:
 def test_session_refinement_changes_the_masks_only(tiny_model) -> None:
     """The switch changes the masks at the frame's size, never the round's logits; with it off
     the masks are the plain resampling's argmax."""
-    rng = np.random.default_rng(4)
-    video = rng.integers(0, 255, (6, 64, 96, 3), dtype=np.uint8)
-    video[:, :, 40:] //= 4
-    truth = np.zeros((64, 96), dtype=np.uint8)
-    truth[10:50, 20:70] = 1
-    results = {}
-    for radius in (0.0, 2.0):
-        session = manet.Session(tiny_model, video, SessionConfig(working_size=None, refine_radius=radius))
-        session.interact_mask(truth, 0)
-        for _ in session.propagate():
-            pass
-        results[radius] = (session.rounds[-1].logits.clone(), session.masks.copy(), session)
+    video, truth = dimmed_noise_video()
+    results = {radius: mask_round(tiny_model, video, truth, SessionConfig(working_size=None, refine_radius=radius))
+               for radius in (0.0, 2.0)}
     plain_logits, plain_masks, plain_session = results[0.0]
     refined_logits, refined_masks, refined_session = results[2.0]
     assert torch.equal(plain_logits, refined_logits)
