@@ -1,7 +1,11 @@
+"""Where the saved masks err, by distance to the true boundary, and grid oracles.
+
+Run from the repository after boundary_masks.py: python runs/eval/edges/boundary_errors.py bear car-turn ...
+"""
 import sys, numpy as np, torch, cv2
 from manet.inference.refine import GuidedUpsampler
 from manet.eval.dataset import load_sequence, find_sequences
-root='/work/shared/data/davis2016-480p-dev'
+root='../shared/data/davis2016-480p-dev'
 def J(g,m):
     u=(g|m).sum(); return 1.0 if u==0 else (g&m).sum()/u
 tot={}

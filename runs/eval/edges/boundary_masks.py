@@ -1,3 +1,7 @@
+"""Replays `manet eval`'s rounds on dev videos and saves rounds 1 and 8's masks (ignored by git).
+
+Run from the repository: python runs/eval/edges/boundary_masks.py ../shared/data/davis2016-480p-dev bear,car-turn
+"""
 import sys, numpy as np, torch, manet
 from manet.eval.dataset import load_sequence, find_sequences
 from manet.eval.rounds import EvalSettings, sequence_rng, _next_annotation
@@ -5,6 +9,7 @@ from manet.eval.metrics import jaccard
 from manet.inference.refine import GuidedUpsampler
 torch.set_num_threads(1)
 root = sys.argv[1]; names = sys.argv[2].split(',')
+import os; os.makedirs('runs/eval/edges/masks', exist_ok=True)
 model = manet.load_model()
 for name in names:
     seq = load_sequence(find_sequences(root, [name])[0])
