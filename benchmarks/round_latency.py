@@ -78,6 +78,8 @@ def main() -> int:
     parser.add_argument("--encoder-size", default=None,
                         help="SessionConfig.encoder_size: a short side in pixels, or 'working' for the "
                              "working size (default: the session's)")
+    parser.add_argument("--edge-radius", type=float, default=None,
+                        help="SessionConfig.edge_radius: snap mask edges to the frame's (default: the session's)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="frames the encoder runs ahead of matching on a second thread in round 1 "
                              "(default: the session's, manet.inference.propagation.PREFETCH_AHEAD)")
@@ -98,12 +100,15 @@ def main() -> int:
         if args.encoder_size is not None:
             encoder_size = None if args.encoder_size == "working" else int(args.encoder_size)
             config = dataclasses.replace(config, encoder_size=encoder_size)
+        if args.edge_radius is not None:
+            config = dataclasses.replace(config, edge_radius=args.edge_radius)
         session = manet.Session(model, video, config)
         height, width = session.height, session.width
         frames = session.num_frames
         print(f"video: {frames} frames at {width}x{height}, working size {session.working_size[::-1]}, "
               f"grid {session.grid[::-1]}, threads {args.threads}, matching {config.matching_precision}, "
-              f"mirror {'on' if config.mirror_embedding else 'off'}, encoder size {session.encoder_size[::-1]}")
+              f"mirror {'on' if config.mirror_embedding else 'off'}, encoder size {session.encoder_size[::-1]}, "
+              f"edge radius {config.edge_radius:g}")
         totals, interact_ms = [], []
         rng = np.random.default_rng(0)
         for round_index in range(args.rounds):
