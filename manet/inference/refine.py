@@ -54,11 +54,7 @@ def guided_coefficients(guide: np.ndarray, inputs: np.ndarray, radius: int,
     products = box_mean(np.stack([guide[..., i] * guide[..., j] for i, j in _PAIRS], axis=-1), radius)
     rr, rg, rb, gg, gb, bb = (products[..., k] - mean_guide[..., i] * mean_guide[..., j]
                               for k, (i, j) in enumerate(_PAIRS))
-    rr, gg, bb = rr + eps, gg + eps, bb + eps
-    # the symmetric 3x3 inverse by cofactors (positive definite: eps > 0 on the diagonal)
-    c_rr, c_rg, c_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
-    c_gg, c_gb, c_bb = rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg
-    determinant = rr * c_rr + rg * c_rg + rb * c_rb
+    (c_rr, c_rg, c_rb, c_gg, c_gb, c_bb), determinant = _cofactors(rr + eps, rg, rb, gg + eps, gb, bb + eps)
     inverse = np.stack([c_rr, c_rg, c_rb, c_rg, c_gg, c_gb, c_rb, c_gb, c_bb], axis=-1)
     inverse = (inverse / determinant[..., None]).reshape(height, width, 3, 3)
     mean_inputs = box_mean(inputs, radius)                                            # (h, w, C)
@@ -68,6 +64,15 @@ def guided_coefficients(guide: np.ndarray, inputs: np.ndarray, radius: int,
     offsets = mean_inputs - (slopes * mean_guide[..., None, :]).sum(axis=-1)
     slopes = box_mean(slopes.reshape(height, width, 3 * count), radius).reshape(height, width, count, 3)
     return slopes, box_mean(offsets, radius)
+
+
+def _cofactors(rr: np.ndarray, rg: np.ndarray, rb: np.ndarray, gg: np.ndarray, gb: np.ndarray,
+               bb: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The symmetric 3x3 colour covariance's cofactors (rr, rg, rb, gg, gb, bb) and determinant,
+    per pixel: its inverse is cofactors / determinant (positive definite: eps > 0 on the diagonal)."""
+    cofactors = (gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb,
+                 rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg)
+    return cofactors, rr * cofactors[0] + rg * cofactors[1] + rb * cofactors[2]
 
 
 _MAX_CHANNELS = 128
@@ -221,9 +226,10 @@ class EdgeSnapper:
         if labels.dtype != np.uint8 or frame.shape != (*labels.shape, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected (H, W) uint8 labels and their (H, W, 3) uint8 frame, got "
                              f"{labels.shape} {labels.dtype} and {frame.shape} {frame.dtype}")
-        edges = cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, self._kernel)
-        x, y, width, height = cv2.boundingRect(edges)
-        if count < 2 or width == 0:
+        if count < 2:
+            return labels
+        x, y, width, height = cv2.boundingRect(cv2.morphologyEx(labels, cv2.MORPH_GRADIENT, self._kernel))
+        if width == 0:
             return labels
         # Pixels farther than 2r from every edge keep their channel (their windows are constant);
         # a margin of 4r leaves the box's own border (where windows are cut) among them.
@@ -265,11 +271,8 @@ class EdgeSnapper:
         means = [mean(plane) for plane in guide]
         eps = np.float32(self.eps)
         rr, rg, rb, gg, gb, bb = (mean(guide[i] * guide[j]) - means[i] * means[j] for i, j in _PAIRS)
-        rr, gg, bb = rr + eps, gg + eps, bb + eps
-        # the symmetric 3x3 inverse by cofactors, as in guided_coefficients
-        c_rr, c_rg, c_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
-        c_gg, c_gb, c_bb = rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg
-        inverse_determinant = 1.0 / (rr * c_rr + rg * c_rg + rb * c_rb)
+        (c_rr, c_rg, c_rb, c_gg, c_gb, c_bb), determinant = _cofactors(rr + eps, rg, rb, gg + eps, gb, bb + eps)
+        inverse_determinant = 1.0 / determinant
         scores = []
         for channel in range(1, count):
             indicator = cv2.resize((labels == channel).view(np.uint8).astype(np.float32), small,
