@@ -235,6 +235,25 @@ def test_next_frame_reaches_the_report_and_keeps_earlier_stores_valid(dataset: P
     assert worst == hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def test_robot_jitter_reaches_the_report_and_the_stored_runs_fingerprint(dataset: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from manet.batch.evaluation import run_fingerprint
+    from manet.config import SessionConfig
+    from manet.simulate.robot import RobotConfig
+
+    report = tmp_path / "jitter.json"
+    args = _parse([str(dataset), "--tiny-random", "--rounds", "2", "--sequences", "synth-00", "--no-progress",
+                   "--robot-jitter", "0.25", "--seed", "3", "--report", str(report)])
+    assert main(args) == 0
+    settings = json.loads(report.read_text())["settings"]
+    assert settings["robot"]["radius_jitter"] == 0.25 and settings["seed"] == 3
+    spec, config = ModelSpec(tiny_random=True), SessionConfig()
+    assert run_fingerprint(spec, config, EvalSettings()) != run_fingerprint(
+        spec, config, EvalSettings(robot=RobotConfig(radius_jitter=0.25)))
+    assert main(_parse([str(dataset), "--tiny-random", "--robot-jitter", "1.5"])) == 2
+    assert "radius_jitter must lie in [0, 1)" in capsys.readouterr().err
+
+
 def test_worker_processes_match_a_single_process(dataset: Path) -> None:
     spec = ModelSpec(tiny_random=True, seed=1)
     settings = EvalSettings(rounds=1, max_frames=3)

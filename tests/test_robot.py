@@ -143,6 +143,42 @@ def test_same_seed_same_strokes() -> None:
         np.testing.assert_array_equal(a.points, b.points)
 
 
+def _dumbbell() -> np.ndarray:
+    """Two discs of radius 40 joined by a bar 28 px wide: an opening of radius 12 keeps the bar, one
+    of 16 (the cap for a region this large) cuts it."""
+    region = np.zeros((120, 320), dtype=np.uint8)
+    cv2.circle(region, (60, 60), 40, 1, -1)
+    cv2.circle(region, (260, 60), 40, 1, -1)
+    region[46:74, 60:260] = 1
+    return region.astype(bool)
+
+
+def test_radius_jitter_varies_strokes_with_the_seed_also_at_the_cap() -> None:
+    region = _dumbbell()
+    assert RobotConfig().kernel_ratio * np.sqrt(region.sum()) > RobotConfig().max_radius  # capped
+    def drawn(config: RobotConfig, seed: int) -> frozenset[tuple[int, int]]:
+        """The pixels the strokes pass through (a path may be walked either way)."""
+        strokes = error_strokes(region, np.random.default_rng(seed), config)
+        return frozenset(map(tuple, np.floor(np.concatenate(strokes)).astype(int).tolist()))
+
+    assert len({drawn(RobotConfig(), seed) for seed in range(8)}) == 1  # no jitter: the seed changes nothing
+    jittered = RobotConfig(radius_jitter=0.3)
+    counts = {len(error_strokes(region, np.random.default_rng(seed), jittered)) for seed in range(8)}
+    # Radii below the cap keep the bar (one stroke along it), radii at the cap cut it (a stroke in
+    # each disc): both happen among the seeds.
+    assert counts == {1, 2}
+    assert len({drawn(jittered, seed) for seed in range(8)}) > 2
+    for seed in range(8):
+        for points in error_strokes(region, np.random.default_rng(seed), jittered):
+            _assert_inside(points, region)
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 1.0, 1.5, float("nan")])
+def test_radius_jitter_outside_zero_to_one_is_refused(jitter: float) -> None:
+    with pytest.raises(ValueError, match="radius_jitter must lie in"):
+        RobotConfig(radius_jitter=jitter)
+
+
 def test_first_round_is_on_the_frame_with_all_objects_and_has_no_background() -> None:
     shape = (48, 64)
     gt = np.zeros((5,) + shape, dtype=np.uint8)

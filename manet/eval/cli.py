@@ -105,7 +105,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-frames", type=int, metavar="N", help="use only the first N frames of each sequence")
     parser.add_argument("--working-size", type=int, metavar="N",
                         help="short side in pixels at which frames are embedded (0 = original size)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated user (default: 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the simulated user (default: 0); its strokes change with the seed only "
+                             "with --robot-jitter above 0")
+    parser.add_argument("--robot-jitter", type=float, default=0.0, metavar="FRACTION",
+                        help="the simulated user's opening radius scaled by a factor drawn from [1 - FRACTION, "
+                             "1 + FRACTION] per stroke region, so seeds draw different strokes (default 0: the "
+                             "benchmark's fixed rule)")
     parser.add_argument("--seconds-per-object", type=float, default=240.0, metavar="SECONDS",
                         help="time budget per object where the AUC curve ends (DAVIS: 240 = 8 x 30 s)")
     parser.add_argument("--prompt", choices=["scribbles", "clicks"], default="scribbles",
@@ -154,6 +160,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
     from manet.config import SessionConfig
     from manet.eval.evaluate import EvalSettings, ModelSpec
     from manet.io.davis import find_sequences
+    from manet.simulate.robot import RobotConfig
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
@@ -177,7 +184,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, Any, Any, list[Any]]:
                      model_overrides=model_changes, seed=args.seed)
     settings = EvalSettings(rounds=args.rounds, seed=args.seed, max_frames=args.max_frames,
                             seconds_per_object=args.seconds_per_object, prompt=args.prompt,
-                            next_frame=args.next_frame)
+                            next_frame=args.next_frame, robot=RobotConfig(radius_jitter=args.robot_jitter))
     if args.click_radius is not None:
         settings = dataclasses.replace(settings, click_radius_fraction=args.click_radius)
     root = _resolve_dataset(args)  # may set the split file: before _sequence_names

@@ -47,8 +47,9 @@ class RobotConfig:
         min_nodes: skeleton pieces with fewer pixels give no stroke.
         min_error_area: error regions with fewer pixels are ignored (annotation noise).
         smoothing: moving-average window, in path points (1 = no smoothing).
-        radius_jitter: for training variety, the radius is scaled by a factor drawn
-            uniformly from ``[1 - jitter, 1 + jitter]`` (0 = the benchmark's fixed rule).
+        radius_jitter: for variety (training, or evaluations averaged over seeds), the
+            radius, after its cap, is scaled by a factor drawn uniformly from
+            ``[1 - jitter, 1 + jitter]`` per error region (0 = the benchmark's fixed rule); in [0, 1).
         max_strokes_per_object: keep only the longest strokes of an object (None = all).
     """
 
@@ -59,6 +60,11 @@ class RobotConfig:
     smoothing: int = 5
     radius_jitter: float = 0.0
     max_strokes_per_object: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.radius_jitter < 1.0:
+            raise ValueError(f"radius_jitter must lie in [0, 1) (a fraction of the opening radius), "
+                             f"got {self.radius_jitter}")
 
 
 def require_drawing(purpose: str) -> None:
@@ -141,10 +147,10 @@ def _crop(error: np.ndarray) -> tuple[int, int, np.ndarray]:
 
 
 def _radius(area: int, rng: np.random.Generator, config: RobotConfig) -> int:
-    scale = 1.0
-    if config.radius_jitter > 0:
-        scale = float(rng.uniform(1.0 - config.radius_jitter, 1.0 + config.radius_jitter))
-    return int(min(config.max_radius, round(config.kernel_ratio * math.sqrt(area) * scale)))
+    radius = min(float(config.max_radius), config.kernel_ratio * math.sqrt(area))
+    if config.radius_jitter > 0:  # after the cap, so large regions vary too
+        radius *= float(rng.uniform(1.0 - config.radius_jitter, 1.0 + config.radius_jitter))
+    return int(round(radius))
 
 
 def _open_until_nonempty(region: np.ndarray, depth: np.ndarray, radius: int) -> np.ndarray:
