@@ -109,8 +109,8 @@ def test_config_refuses_a_bad_edge_setting(field: str, value: object) -> None:
         SessionConfig(**{"edge_radius": 6.0, field: value})
 
 
-def test_edge_snapping_is_off_by_default_and_in_the_paper_preset() -> None:
-    assert SessionConfig().edge_radius == 0
+def test_edge_snapping_is_on_by_default_and_off_in_the_paper_preset() -> None:
+    assert SessionConfig().edge_radius == 6.0 and SessionConfig.fast().edge_radius == 6.0
     assert SessionConfig.paper().edge_radius == 0
     assert SessionConfig(edge_radius=0, edge_eps=0.0).edge_radius == 0
 

@@ -150,9 +150,10 @@ def test_refinement_off_is_zero_radius_and_any_eps() -> None:
 
 def test_session_refinement_changes_the_masks_only(tiny_model) -> None:
     """The switch changes the masks at the frame's size, never the round's logits; with it off
-    the masks are the plain resampling's argmax."""
+    (and edge snapping off) the masks are the plain resampling's argmax."""
     video, truth = dimmed_noise_video()
-    results = {radius: mask_round(tiny_model, video, truth, SessionConfig(working_size=None, refine_radius=radius))
+    results = {radius: mask_round(tiny_model, video, truth,
+                                  SessionConfig(working_size=None, refine_radius=radius, edge_radius=0.0))
                for radius in (0.0, 2.0)}
     plain_logits, plain_masks, plain_session = results[0.0]
     refined_logits, refined_masks, refined_session = results[2.0]
