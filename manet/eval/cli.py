@@ -110,7 +110,7 @@ def add_parser(subparsers: Any) -> None:
                              "with --robot-jitter above 0")
     parser.add_argument("--robot-jitter", type=float, default=0.0, metavar="FRACTION",
                         help="the simulated user's opening radius scaled by a factor drawn from [1 - FRACTION, "
-                             "1 + FRACTION] per stroke region, so seeds draw different strokes (default 0: the "
+                             "1 + FRACTION] per error region, so seeds draw different strokes (default 0: the "
                              "benchmark's fixed rule)")
     parser.add_argument("--seconds-per-object", type=float, default=240.0, metavar="SECONDS",
                         help="time budget per object where the AUC curve ends (DAVIS: 240 = 8 x 30 s)")
